@@ -1,0 +1,93 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Layers (an arrow only points down):
+//   netmem (CLI) → NetmemURing / NetmemXDP / NetmemKernel → NetmemDevice → Netmem → CNetmemLinux
+let package = Package(
+    name: "netmem",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Netmem", targets: ["Netmem"]),
+        .library(name: "NetmemDevice", targets: ["NetmemDevice"]),
+        .library(name: "NetmemURing", targets: ["NetmemURing"]),
+        .library(name: "NetmemXDP", targets: ["NetmemXDP"]),
+        .library(name: "NetmemKernel", targets: ["NetmemKernel"]),
+        .executable(name: "netmem", targets: ["netmem"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+    ],
+    targets: [
+        // Kernel ABI structs/constants and thin syscall wrappers (cnm_ prefix).
+        .target(name: "CNetmemLinux"),
+        // Counts heap allocations for `netmem bench` (links into the executable only).
+        .target(name: "CNetmemMallocCounter"),
+        .target(
+            name: "Netmem",
+            dependencies: [
+                "CNetmemLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "NetmemDevice",
+            dependencies: [
+                "Netmem", "CNetmemLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "NetmemURing",
+            dependencies: [
+                "NetmemDevice", "Netmem", "CNetmemLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "NetmemXDP",
+            dependencies: [
+                "NetmemDevice", "Netmem", "CNetmemLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "NetmemKernel",
+            dependencies: [
+                "NetmemDevice", "Netmem", "CNetmemLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "netmem",
+            dependencies: [
+                "Netmem", "NetmemDevice", "NetmemURing", "NetmemXDP", "NetmemKernel",
+                "CNetmemMallocCounter",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(name: "NetmemTests", dependencies: ["Netmem", "CNetmemLinux"]),
+        .testTarget(name: "NetmemDeviceTests", dependencies: ["NetmemDevice", "Netmem"]),
+        .testTarget(
+            name: "NetmemURingTests",
+            dependencies: ["NetmemURing", "NetmemDevice", "Netmem", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem"]),
+        .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,43 @@
+#define _GNU_SOURCE
+#include "cnm_sys.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+__thread unsigned char cnm_thread_marker;
+void *cnm_area_meta_table[65536];
+
+int cnm_memfd_create(const char *name, unsigned int flags) {
+    long r = syscall(SYS_memfd_create, name, flags);
+    return r < 0 ? -errno : (int)r;
+}
+
+void *cnm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset, int *err) {
+    void *p = mmap(addr, length, prot, flags, fd, offset);
+    if (p == MAP_FAILED) { *err = errno; return NULL; }
+    *err = 0;
+    return p;
+}
+
+int cnm_fcntl_add_seals(int fd, int seals) {
+    int r;
+    do { r = fcntl(fd, CNM_F_ADD_SEALS, seals); } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+}
+
+int cnm_fcntl_get_seals(int fd) {
+    int r = fcntl(fd, CNM_F_GET_SEALS);
+    return r < 0 ? -errno : r;
+}
+
+static uint64_t ts_ns(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+uint64_t cnm_now_ns(void) { return ts_ns(CLOCK_MONOTONIC); }
+uint64_t cnm_process_cpu_ns(void) { return ts_ns(CLOCK_PROCESS_CPUTIME_ID); }
+uint64_t cnm_thread_cpu_ns(void) { return ts_ns(CLOCK_THREAD_CPUTIME_ID); }

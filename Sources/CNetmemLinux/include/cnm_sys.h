@@ -1,0 +1,78 @@
+// Memory, threads and small syscall wrappers used by the Netmem core.
+#ifndef CNM_SYS_H
+#define CNM_SYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MAP_* / MADV_* / MFD_* / F_SEAL_* values, so Swift need not rely on which of them the
+// installed headers export as importable macros.
+#define CNM_MAP_HUGETLB      0x40000
+#define CNM_MAP_HUGE_SHIFT   26
+#define CNM_MAP_HUGE_2MB     (21 << CNM_MAP_HUGE_SHIFT)
+#define CNM_MAP_POPULATE     0x08000
+#define CNM_MAP_NORESERVE    0x04000
+#define CNM_MADV_HUGEPAGE    14
+#define CNM_MFD_CLOEXEC       0x0001U
+#define CNM_MFD_ALLOW_SEALING 0x0002U
+#define CNM_MFD_HUGETLB       0x0004U
+#define CNM_MFD_HUGE_2MB      (21U << 26)
+#define CNM_F_ADD_SEALS       1033
+#define CNM_F_GET_SEALS       1034
+#define CNM_F_SEAL_SEAL       0x0001
+#define CNM_F_SEAL_SHRINK     0x0002
+#define CNM_F_SEAL_GROW       0x0004
+
+/// A per-thread token: the address of a thread-local byte. Two calls return the same
+/// value exactly when they run on the same thread. Costs one TLS address computation.
+extern __thread unsigned char cnm_thread_marker;
+static inline uintptr_t cnm_thread_token(void) { return (uintptr_t)&cnm_thread_marker; }
+
+/// Per-area chunk metadata, indexed by area identifier: the base of the area's array of
+/// 64-bit metadata words, or NULL. Written when an area registers or goes away.
+extern void *cnm_area_meta_table[65536];
+static inline void *cnm_area_meta(uint16_t id) {
+    return __atomic_load_n(&cnm_area_meta_table[id], __ATOMIC_ACQUIRE);
+}
+static inline void cnm_area_meta_set(uint16_t id, void *meta) {
+    __atomic_store_n(&cnm_area_meta_table[id], meta, __ATOMIC_RELEASE);
+}
+
+/// Spin-wait hint (PAUSE on x86, YIELD on arm64).
+static inline void cnm_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/// Mirrors `memfd_create(2)`. Returns the fd or -errno.
+int cnm_memfd_create(const char *name, unsigned int flags);
+
+/// Mirrors `mmap(2)`. Returns the address, or NULL with `*err` set to errno.
+void *cnm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset, int *err);
+
+/// Mirrors `fcntl(fd, F_ADD_SEALS, seals)` / `F_GET_SEALS`. Returns >= 0 or -errno.
+int cnm_fcntl_add_seals(int fd, int seals);
+int cnm_fcntl_get_seals(int fd);
+
+/// Monotonic clock in nanoseconds.
+uint64_t cnm_now_ns(void);
+/// CPU time (user + system) of the whole process in nanoseconds.
+uint64_t cnm_process_cpu_ns(void);
+/// CPU time of the calling thread in nanoseconds.
+uint64_t cnm_thread_cpu_ns(void);
+
+/// Compiler barrier that keeps a value alive in benchmarks.
+static inline void cnm_black_hole(uint64_t v) { __asm__ __volatile__("" : : "r"(v) : "memory"); }
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1 @@
+// NetmemDevice module.

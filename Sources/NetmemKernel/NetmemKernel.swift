@@ -1,0 +1,1 @@
+// NetmemKernel module.

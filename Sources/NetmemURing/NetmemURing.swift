@@ -1,0 +1,1 @@
+// NetmemURing module.

@@ -1,0 +1,1 @@
+// NetmemXDP module.

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct LoadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "load", abstract: "Not built yet.")
+}
