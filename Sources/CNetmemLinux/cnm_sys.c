@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,3 +42,9 @@ static uint64_t ts_ns(clockid_t c) {
 uint64_t cnm_now_ns(void) { return ts_ns(CLOCK_MONOTONIC); }
 uint64_t cnm_process_cpu_ns(void) { return ts_ns(CLOCK_PROCESS_CPUTIME_ID); }
 uint64_t cnm_thread_cpu_ns(void) { return ts_ns(CLOCK_THREAD_CPUTIME_ID); }
+
+int64_t cnm_memlock_limit(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_MEMLOCK, &r) != 0) return -1;
+    return r.rlim_cur == RLIM_INFINITY ? INT64_MAX : (int64_t)r.rlim_cur;
+}

@@ -1,5 +1,9 @@
 import ArgumentParser
 
-struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Not built yet.")
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure Netmem beside its baselines; --json prints one JSON object.",
+        subcommands: [BenchPoolCommand.self, BenchDevmemCommand.self, BenchRxCommand.self, BenchXDPCommand.self]
+    )
 }

@@ -62,6 +62,9 @@ void *cnm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
 int cnm_fcntl_add_seals(int fd, int seals);
 int cnm_fcntl_get_seals(int fd);
 
+/// The soft RLIMIT_MEMLOCK in bytes; INT64_MAX when unlimited, -1 when unknown.
+int64_t cnm_memlock_limit(void);
+
 /// Monotonic clock in nanoseconds.
 uint64_t cnm_now_ns(void);
 /// CPU time (user + system) of the whole process in nanoseconds.

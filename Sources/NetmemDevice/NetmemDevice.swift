@@ -1,1 +1,0 @@
-// NetmemDevice module.

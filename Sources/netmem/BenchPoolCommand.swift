@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct BenchPoolCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pool", abstract: "Not built yet.")
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct BenchRxCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rx", abstract: "Not built yet.")
+}
