@@ -1,1 +1,0 @@
-// NetmemXDP module.
