@@ -1,0 +1,81 @@
+/// How an AF_XDP socket is set up: which queue, which copy mode, how its UMEM is cut.
+public struct XDPConfiguration: Sendable {
+    /// Whether the kernel copies frames into the UMEM or the driver receives into it.
+    public enum Mode: String, Sendable, CaseIterable {
+        /// `XDP_COPY`: works on every driver (and with generic XDP).
+        case copy
+        /// `XDP_ZEROCOPY`: the driver DMAs into the UMEM; needs driver support.
+        case zeroCopy = "zerocopy"
+    }
+
+    /// Where the redirect program runs.
+    public enum AttachMode: String, Sendable {
+        /// In the driver (`XDP_FLAGS_DRV_MODE`), falling back to generic XDP when the
+        /// driver has none (copy mode only).
+        case automatic
+        /// In the driver only (`XDP_FLAGS_DRV_MODE`).
+        case native
+        /// Generic XDP on the skb (`XDP_FLAGS_SKB_MODE`); copy mode only.
+        case generic
+    }
+
+    /// The interface to receive on, by name.
+    public var interfaceName: String
+    /// The receive queue to bind.
+    public var queue: UInt32
+    public var mode: Mode
+    public var attachMode: AttachMode = .automatic
+    /// UMEM frame size (the provider's chunk size): 2048 or 4096.
+    public var frameSize: Int
+    /// Bytes the kernel leaves free in front of each frame's data, beyond its own
+    /// `XDP_PACKET_HEADROOM` (256).
+    public var headroom: Int
+    /// Frames in the UMEM (and the page pool's size).
+    public var frameCount: Int = 4096
+    /// Slots in the fill and RX rings (a power of two, at most `frameCount`).
+    public var receiveRingSize: Int = 2048
+    /// Slots in the TX and completion rings (a power of two).
+    public var transmitRingSize: Int = 512
+    /// Bind with `XDP_USE_NEED_WAKEUP` (the kernel says when it must be kicked).
+    public var useNeedWakeup: Bool = true
+    /// Load and attach the redirect program (false when another program already
+    /// redirects into an XSKMAP the caller manages).
+    public var attachProgram: Bool = true
+
+    public init(interfaceName: String, queue: UInt32 = 0, mode: Mode = .copy, frameSize: Int = 2048, headroom: Int = 0) {
+        self.interfaceName = interfaceName
+        self.queue = queue
+        self.mode = mode
+        self.frameSize = frameSize
+        self.headroom = headroom
+    }
+
+    /// Checks the values; the kernel would refuse the same with a bare EINVAL.
+    public func validate() throws(XDPError) {
+        guard !interfaceName.isEmpty, interfaceName.utf8.count < 16 else {
+            throw .invalidConfiguration(name: "interface name", value: interfaceName, reason: "must be 1 to 15 characters")
+        }
+        guard frameSize == 2048 || frameSize == 4096 else {
+            throw .invalidConfiguration(name: "frame size", value: "\(frameSize)", reason: "must be 2048 or 4096")
+        }
+        guard headroom >= 0, headroom <= frameSize - 256 - 1024 else {
+            throw .invalidConfiguration(name: "headroom", value: "\(headroom)",
+                reason: "must be 0 to \(frameSize - 256 - 1024) so that a 1024-byte frame still fits after the kernel's 256 bytes")
+        }
+        guard frameCount >= 64, frameCount <= 1 << 20, frameCount % 2 == 0 else {
+            throw .invalidConfiguration(name: "frame count", value: "\(frameCount)", reason: "must be an even number from 64 to 1048576")
+        }
+        for (name, size) in [("receive ring size", receiveRingSize), ("transmit ring size", transmitRingSize)] {
+            guard size >= 8, size <= 1 << 16, size & (size - 1) == 0 else {
+                throw .invalidConfiguration(name: name, value: "\(size)", reason: "must be a power of two from 8 to 65536")
+            }
+        }
+        guard receiveRingSize <= frameCount else {
+            throw .invalidConfiguration(name: "receive ring size", value: "\(receiveRingSize)",
+                reason: "must not exceed the frame count \(frameCount)")
+        }
+        if mode == .zeroCopy && attachMode == .generic {
+            throw .invalidConfiguration(name: "attach mode", value: "generic", reason: "zero-copy needs the program in the driver")
+        }
+    }
+}

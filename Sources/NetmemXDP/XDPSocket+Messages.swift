@@ -1,0 +1,63 @@
+import CNetmemLinux
+import Netmem
+import NetmemDevice
+
+extension XDPSocket {
+    /// Receives up to `limit` UDP datagrams with a software header split and appends them
+    /// to `messages`: each message's linear part holds the Ethernet/IP/UDP headers
+    /// (copied), its one fragment the payload where it landed in the UMEM, with a token
+    /// from `tokens`. Give the token back (`tokens.dontNeed`) when done with the payload;
+    /// the frame then returns to the pool. A datagram with an empty payload has no
+    /// fragment (its frame is back already). Frames that are not well-formed UDP are
+    /// counted in `counters.malformed` and returned at once. Returns messages appended.
+    public mutating func receive(into messages: inout [Message], limit: Int = 64) -> Int {
+        reapCompletions()
+        let n = rx.available(limit: UInt32(Swift.min(limit, scratch.count)))
+        guard n > 0 else {
+            refill()
+            return 0
+        }
+        let start = rx.cachedConsumer
+        var delivered = 0
+        for i in 0..<n {
+            guard let frame = takeFrame(rx.descriptor(at: start &+ i).pointee) else { continue }
+            let bytes = UnsafeRawBufferPointer(self.bytes(of: frame))
+            switch UDPHeaderSplit.parse(bytes) {
+            case let .success(layout):
+                let linear = Array(bytes[0..<layout.headerLength])
+                if layout.payloadLength == 0 {
+                    pool.recycle(frame.ref)
+                    messages.append(Message(linear: linear))
+                } else {
+                    guard let token = tokens.issue(frame.ref) else {
+                        preconditionFailure("token table of \(tokens.capacity) slots is full; it has one per UMEM frame")
+                    }
+                    let offset = frame.offset + layout.headerLength
+                    let fragment = Fragment(
+                        regionOffset: (UInt64(frame.ref.chunk) << frameShift) + UInt64(offset),
+                        length: layout.payloadLength, token: token, regionID: UInt32(areaID),
+                        location: NetmemFragment(ref: frame.ref, offset: UInt32(offset), length: UInt32(layout.payloadLength)))
+                    messages.append(Message(linear: linear, fragments: [fragment]))
+                }
+                counters.messages += 1
+                counters.payloadBytes += layout.payloadLength
+                delivered += 1
+            case let .failure(reason):
+                counters.malformed[reason] += 1
+                pool.recycle(frame.ref)
+            }
+        }
+        rx.release(n)
+        counters.received += Int(n)
+        refill()
+        return delivered
+    }
+
+    /// The payload bytes of a fragment this socket delivered (valid until its token is
+    /// returned). Nil for a fragment without a location in a readable area.
+    public static func withPayload<R>(_ fragment: Fragment, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        guard let location = fragment.location, let area = NetmemArea.lookup(location.ref.areaID),
+              let chunk = area.address(of: location.ref) else { return nil }
+        return try body(UnsafeRawBufferPointer(start: chunk + Int(location.offset), count: Int(location.length)))
+    }
+}

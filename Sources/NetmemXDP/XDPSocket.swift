@@ -1,0 +1,387 @@
+import CNetmemLinux
+import Glibc
+import Netmem
+import NetmemDevice
+import SystemPackage
+
+/// A received frame as the kernel left it in the UMEM: which chunk, where in it, how long.
+/// The frame is the caller's until it goes back with `XDPSocket.release(_:)`.
+@frozen
+public struct XDPFrame: BitwiseCopyable, Sendable, CustomStringConvertible {
+    public var ref: NetmemRef
+    /// Offset of the first byte from the start of the chunk (kernel headroom + UMEM headroom).
+    public var offset: Int
+    public var length: Int
+
+    public init(ref: NetmemRef, offset: Int, length: Int) {
+        self.ref = ref
+        self.offset = offset
+        self.length = length
+    }
+
+    public var description: String { "\(ref)+\(offset) (\(length) bytes)" }
+}
+
+/// What the socket itself counted (the kernel's side is `XDPStatistics`).
+public struct XDPCounters: Sendable, Equatable {
+    /// Frames taken from the RX ring.
+    public var received = 0
+    /// Well-formed UDP datagrams delivered as messages.
+    public var messages = 0
+    /// UDP payload bytes delivered.
+    public var payloadBytes = 0
+    /// Frames that were not well-formed UDP, by reason; their frames went back at once.
+    public var malformed = MalformedCounts()
+    /// RX descriptors naming a frame the socket had not given the kernel (skipped).
+    public var invalidDescriptors = 0
+    /// Refills that found the pool empty (every frame with the application or the kernel).
+    public var fillStarved = 0
+    /// Frames put on the fill ring.
+    public var filled = 0
+    /// Wakeup calls made because a ring asked for one (`XDP_RING_NEED_WAKEUP`).
+    public var wakeups = 0
+    /// Frames queued on the TX ring, and frames the completion ring gave back.
+    public var transmitted = 0
+    public var completed = 0
+}
+
+/// The kernel's counters for one AF_XDP socket. Mirrors `struct xdp_statistics`.
+public struct XDPStatistics: Sendable, Equatable {
+    /// Dropped for other reasons than the two below (e.g. a frame too small).
+    public var rxDropped: UInt64 = 0
+    public var rxInvalidDescriptors: UInt64 = 0
+    /// Dropped because the RX ring was full (the application fell behind).
+    public var rxRingFull: UInt64 = 0
+    /// Times the kernel found the fill ring empty (the pool fell behind).
+    public var rxFillRingEmptyDescriptors: UInt64 = 0
+    public var txInvalidDescriptors: UInt64 = 0
+    public var txRingEmptyDescriptors: UInt64 = 0
+
+    public init() {}
+
+    /// Frames the kernel dropped for this socket: `rx_dropped + rx_ring_full`
+    /// (`rx_fill_ring_empty_descs` counts events, not necessarily lost frames, and a frame
+    /// it drops lands in `rx_dropped` too).
+    public var rxLost: UInt64 { rxDropped + rxRingFull }
+
+    /// The fields with the kernel's names.
+    public var fields: [(String, UInt64)] {
+        [("rx_dropped", rxDropped), ("rx_invalid_descs", rxInvalidDescriptors), ("rx_ring_full", rxRingFull),
+         ("rx_fill_ring_empty_descs", rxFillRingEmptyDescriptors), ("tx_invalid_descs", txInvalidDescriptors),
+         ("tx_ring_empty_descs", txRingEmptyDescriptors)]
+    }
+}
+
+/// How full each ring is now.
+public struct XDPRingLevels: Sendable, Equatable {
+    /// Frames waiting in the fill ring for the kernel.
+    public var fill: Int
+    /// Frames received and not yet read.
+    public var rx: Int
+    /// Frames queued for transmission.
+    public var tx: Int
+    /// Transmitted frames not yet reaped.
+    public var completion: Int
+}
+
+/// An AF_XDP socket bound to one queue of one interface, with a UMEM that is a Netmem
+/// area: the frames are chunks of a `HostPageProvider`, handed out and taken back by a
+/// `PagePool`. The fill ring is refilled from the pool; a received frame is the
+/// application's until it goes back (a raw frame through `release(_:)`, a message's
+/// fragment through its token); only then can the pool put it on the fill ring again.
+/// TX frames come from the same pool and return through the completion ring.
+///
+/// One thread runs the socket (the pool's owner: the creating thread, or the one that
+/// calls `adoptOwnership()`); tokens may be returned from anywhere. Closing (deinit)
+/// detaches the program, releases the socket, takes back every frame the kernel held and
+/// destroys the pool; frames the application still holds return to the provider when
+/// they are given back.
+public struct XDPSocket: ~Copyable {
+    public let configuration: XDPConfiguration
+    public let interfaceIndex: UInt32
+    /// Where the frames come from; its area is the UMEM.
+    public let provider: HostPageProvider
+    public let pool: PagePool
+    /// The tokens of delivered fragments.
+    public let tokens: XDPTokenTable
+    /// Whether the redirect program runs in the driver (false: generic XDP, or none).
+    public let programIsNative: Bool
+    public internal(set) var counters = XDPCounters()
+
+    let resources: XSKResources
+    let base: UnsafeMutableRawPointer
+    let areaID: UInt16
+    let frameShift: UInt64
+    let frameCount: Int
+    var fill: XDPRing
+    var completion: XDPRing
+    var rx: XDPRing
+    var tx: XDPRing
+    /// Per frame: whether the kernel holds it (fill, RX, TX or completion ring).
+    let inKernel: UnsafeMutablePointer<Bool>
+    let scratch: UnsafeMutableBufferPointer<NetmemRef>
+
+    /// The socket's file descriptor (for `poll`).
+    public var fileDescriptor: Int32 { resources.fd }
+
+    /// Creates the UMEM over a new `HostPageProvider`, the socket, its rings and (unless
+    /// `attachProgram` is off) the redirect program, and binds the queue.
+    public init(_ configuration: XDPConfiguration) throws(XDPError) {
+        try configuration.validate()
+        let provider: HostPageProvider
+        do {
+            provider = try HostPageProvider(chunkSize: configuration.frameSize, chunkCount: configuration.frameCount,
+                                            options: [.populate])
+        } catch { throw .memory(error) }
+        try self.init(configuration, provider: provider)
+    }
+
+    /// Creates the socket over an existing provider, whose whole area becomes the UMEM
+    /// (its chunk size is the frame size and its chunk count the frame count).
+    public init(_ configuration: XDPConfiguration, provider: HostPageProvider) throws(XDPError) {
+        var configuration = configuration
+        configuration.frameSize = provider.chunkSize
+        configuration.frameCount = provider.area.chunkCount
+        try configuration.validate()
+        let name = configuration.interfaceName
+        let ifindex = cnm_if_nametoindex(name)
+        guard ifindex != 0 else { throw .noSuchInterface(name) }
+        let area = provider.area
+        guard let base = area.baseAddress else {
+            throw .invalidConfiguration(name: "provider", value: area.name, reason: "the UMEM must be memory the CPU can read")
+        }
+        let pool: PagePool
+        do {
+            pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: configuration.frameCount,
+                                                       name: "xdp \(name) queue \(configuration.queue)"))
+        } catch { throw .memory(error) }
+
+        let resources = XSKResources()
+        let fd = cnm_xsk_socket()
+        guard fd >= 0 else {
+            if fd == -EAFNOSUPPORT { throw .systemCall("socket(AF_XDP) (the kernel has no AF_XDP support)", Errno(rawValue: -fd)) }
+            throw XDPError.from(fd, "socket(AF_XDP)")
+        }
+        resources.fd = fd
+
+        let length = UInt64(configuration.frameSize * configuration.frameCount)
+        var r = cnm_xsk_umem_reg(fd, base, length, UInt32(configuration.frameSize), UInt32(configuration.headroom))
+        guard r == 0 else { throw XDPError.from(r, "setsockopt(XDP_UMEM_REG, \(length) bytes)") }
+        let rings: [(Int32, Int, String)] = [
+            (CNM_XDP_UMEM_FILL_RING, configuration.receiveRingSize, "XDP_UMEM_FILL_RING"),
+            (CNM_XDP_UMEM_COMPLETION_RING, configuration.transmitRingSize, "XDP_UMEM_COMPLETION_RING"),
+            (CNM_XDP_RX_RING, configuration.receiveRingSize, "XDP_RX_RING"),
+            (CNM_XDP_TX_RING, configuration.transmitRingSize, "XDP_TX_RING"),
+        ]
+        for (opt, size, optName) in rings {
+            var n = Int32(size)
+            r = cnm_xsk_setsockopt(fd, opt, &n, 4)
+            guard r == 0 else { throw XDPError.from(r, "setsockopt(\(optName), \(size))") }
+        }
+        var off = cnm_xdp_mmap_offsets()
+        r = cnm_xsk_mmap_offsets(fd, &off)
+        guard r == 0 else { throw XDPError.from(r, "getsockopt(XDP_MMAP_OFFSETS)") }
+        let fillRing = try XDPRing(resources: resources, fd: fd, offsets: off.fr, pageOffset: CNM_XDP_UMEM_PGOFF_FILL_RING,
+                           size: configuration.receiveRingSize, elementSize: 8, name: "fill")
+        let completionRing = try XDPRing(resources: resources, fd: fd, offsets: off.cr, pageOffset: CNM_XDP_UMEM_PGOFF_COMPLETION_RING,
+                                 size: configuration.transmitRingSize, elementSize: 8, name: "completion")
+        let rxRing = try XDPRing(resources: resources, fd: fd, offsets: off.rx, pageOffset: CNM_XDP_PGOFF_RX_RING,
+                         size: configuration.receiveRingSize, elementSize: 16, name: "RX")
+        let txRing = try XDPRing(resources: resources, fd: fd, offsets: off.tx, pageOffset: CNM_XDP_PGOFF_TX_RING,
+                         size: configuration.transmitRingSize, elementSize: 16, name: "TX")
+
+        var programIsNative = false
+        if configuration.attachProgram {
+            let program = try XDPProgram(interfaceIndex: ifindex, interfaceName: name,
+                                         entries: Swift.max(configuration.queue + 1, 1), attachMode: configuration.attachMode)
+            programIsNative = program.isNative
+            resources.program = consume program
+        }
+        if configuration.mode == .zeroCopy && configuration.attachProgram && !programIsNative {
+            throw .zeroCopyUnsupported(interface: name, .notSupported)
+        }
+
+        try Self.bind(fd: fd, configuration: configuration, ifindex: ifindex)
+        // Steer the queue to the socket. Until the refill below (microseconds) a frame
+        // finds the fill ring empty and the kernel counts it in XDP_STATISTICS.
+        try resources.program?.register(socket: fd, queue: configuration.queue)
+
+        self.configuration = configuration
+        interfaceIndex = ifindex
+        self.provider = provider
+        self.pool = pool
+        self.programIsNative = programIsNative
+        self.resources = resources
+        fill = fillRing
+        completion = completionRing
+        rx = rxRing
+        tx = txRing
+        self.base = base
+        areaID = area.id
+        frameShift = UInt64(configuration.frameSize.trailingZeroBitCount)
+        frameCount = configuration.frameCount
+        tokens = XDPTokenTable(capacity: configuration.frameCount, pool: pool)
+        inKernel = .allocate(capacity: configuration.frameCount)
+        inKernel.initialize(repeating: false, count: configuration.frameCount)
+        scratch = .allocate(capacity: Swift.max(configuration.receiveRingSize, configuration.transmitRingSize))
+        refill()
+    }
+
+    /// Binds with the configured mode, retrying a queue that is busy for a moment (a
+    /// previous socket's UMEM is released asynchronously). Mirrors `bind(2)` on AF_XDP.
+    static func bind(fd: Int32, configuration: XDPConfiguration, ifindex: UInt32) throws(XDPError) {
+        var flags = UInt16(configuration.mode == .copy ? CNM_XDP_COPY : CNM_XDP_ZEROCOPY)
+        if configuration.useNeedWakeup { flags |= UInt16(CNM_XDP_USE_NEED_WAKEUP) }
+        var waited = 0
+        var delay = 1
+        while true {
+            let r = cnm_xsk_bind(fd, ifindex, configuration.queue, flags)
+            if r == 0 { return }
+            if r == -EBUSY && waited < 1000 {
+                usleep(UInt32(delay * 1000))
+                waited += delay
+                delay = Swift.min(delay * 2, 100)
+                continue
+            }
+            let name = configuration.interfaceName
+            if r == -EBUSY { throw .queueBusy(interface: name, queue: configuration.queue, waitedMilliseconds: waited) }
+            if configuration.mode == .zeroCopy && (r == -EOPNOTSUPP || r == -EINVAL || r == -EPROTONOSUPPORT) {
+                throw .zeroCopyUnsupported(interface: name, Errno(rawValue: -r))
+            }
+            if r == -EINVAL {
+                throw .invalidConfiguration(name: "queue", value: "\(configuration.queue)",
+                    reason: "'\(name)' refused it (EINVAL): check the interface's queue count with `ethtool -l \(name)`")
+            }
+            throw XDPError.from(r, "bind(AF_XDP) to '\(name)' queue \(configuration.queue)")
+        }
+    }
+
+    deinit {
+        // Release the socket (unmap its rings, close it): the kernel stops writing into
+        // the UMEM. Then the frames it held are ours again.
+        resources.release()
+        for i in 0..<frameCount where inKernel[i] {
+            pool.recycle(NetmemRef(area: areaID, chunk: UInt32(i)))
+        }
+        pool.destroy()
+        inKernel.deallocate()
+        scratch.deallocate()
+    }
+
+    /// Makes the calling thread the one that runs the socket (and owns its pool).
+    public func adoptOwnership() { pool.adoptOwnership() }
+
+    // MARK: Frames
+
+    /// The UMEM address of a chunk's start.
+    @inline(__always)
+    func umemAddress(_ ref: NetmemRef) -> UInt64 { UInt64(ref.chunk) << frameShift }
+
+    /// Tops up the fill ring from the pool. Mirrors what a driver's refill does with
+    /// `page_pool_alloc_netmems`.
+    mutating func refill() {
+        let free = Int(fill.freeSlots(wanted: 32))
+        guard free >= 32 || (free > 0 && fill.pending == 0) else { return }
+        let want = Swift.min(free, scratch.count)
+        let got = pool.allocate(into: UnsafeMutableBufferPointer(rebasing: scratch[0..<want]))
+        if got < want { counters.fillStarved += 1 }
+        guard got > 0 else { return }
+        let start = fill.cachedProducer
+        for i in 0..<got {
+            let ref = scratch[i]
+            fill.address(at: start &+ UInt32(i)).pointee = umemAddress(ref)
+            inKernel[Int(ref.chunk)] = true
+        }
+        fill.submit(UInt32(got))
+        counters.filled += got
+        if fill.needsWakeup {
+            counters.wakeups += 1
+            _ = cnm_xsk_wakeup_rx(resources.fd)
+        }
+    }
+
+    /// Takes the frame an RX descriptor names out of the kernel's hands; nil (counted)
+    /// when the descriptor names a frame the socket never gave the kernel.
+    @inline(__always)
+    mutating func takeFrame(_ d: cnm_xdp_desc) -> XDPFrame? {
+        let chunk = Int(d.addr >> frameShift)
+        let offset = Int(d.addr & ((1 << frameShift) - 1))
+        guard chunk < frameCount, inKernel[chunk], offset + Int(d.len) <= 1 << Int(frameShift) else {
+            counters.invalidDescriptors += 1
+            return nil
+        }
+        inKernel[chunk] = false
+        return XDPFrame(ref: NetmemRef(area: areaID, chunk: UInt32(chunk)), offset: offset, length: Int(d.len))
+    }
+
+    /// Receives up to `frames.count` raw frames and returns how many. Each is the
+    /// caller's until `release(_:)`. Refills the fill ring as it goes.
+    public mutating func receiveFrames(into frames: UnsafeMutableBufferPointer<XDPFrame>) -> Int {
+        reapCompletions()
+        let n = rx.available(limit: UInt32(frames.count))
+        var got = 0
+        let start = rx.cachedConsumer
+        for i in 0..<n {
+            if let f = takeFrame(rx.descriptor(at: start &+ i).pointee) {
+                frames[got] = f
+                got += 1
+            }
+        }
+        rx.release(n)
+        counters.received += Int(n)
+        refill()
+        return got
+    }
+
+    /// Gives a raw frame back to the pool (from there to the fill ring). Any thread.
+    public func release(_ frame: XDPFrame) { pool.recycle(frame.ref) }
+
+    /// The bytes of a frame the caller holds (valid until it is released).
+    public func bytes(of frame: XDPFrame) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base + (Int(frame.ref.chunk) << Int(frameShift)) + frame.offset, count: frame.length)
+    }
+
+    // MARK: Waiting
+
+    /// Waits until frames are ready to read or `timeoutMilliseconds` pass (kicking the
+    /// kernel first when the fill ring asks for it). Returns whether frames are ready.
+    /// Mirrors `poll(2)` on the socket.
+    public mutating func wait(timeoutMilliseconds: Int32) -> Bool {
+        if rx.available(limit: 1) > 0 { return true }
+        refill()
+        if fill.needsWakeup {
+            counters.wakeups += 1
+            _ = cnm_xsk_wakeup_rx(resources.fd)
+        }
+        return cnm_poll_in(resources.fd, timeoutMilliseconds) > 0
+    }
+
+    // MARK: Statistics
+
+    /// The kernel's counters. Mirrors `getsockopt(XDP_STATISTICS)`.
+    public func statistics() throws(XDPError) -> XDPStatistics {
+        var s = cnm_xdp_statistics()
+        let r = cnm_xsk_statistics(resources.fd, &s)
+        guard r == 0 else { throw XDPError.from(r, "getsockopt(XDP_STATISTICS)") }
+        var out = XDPStatistics()
+        out.rxDropped = s.rx_dropped
+        out.rxInvalidDescriptors = s.rx_invalid_descs
+        out.rxRingFull = s.rx_ring_full
+        out.rxFillRingEmptyDescriptors = s.rx_fill_ring_empty_descs
+        out.txInvalidDescriptors = s.tx_invalid_descs
+        out.txRingEmptyDescriptors = s.tx_ring_empty_descs
+        return out
+    }
+
+    /// How full each ring is now.
+    public var ringLevels: XDPRingLevels {
+        XDPRingLevels(fill: Int(fill.pending), rx: Int(rx.pending), tx: Int(tx.pending), completion: Int(completion.pending))
+    }
+
+    /// Frames the kernel holds now (fill, RX, TX and completion rings).
+    public var framesInKernel: Int {
+        var n = 0
+        for i in 0..<frameCount where inKernel[i] { n += 1 }
+        return n
+    }
+}
