@@ -57,7 +57,8 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
             addressBytes = withUnsafeBytes(of: a.sin_addr) { Array($0) }
         }
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        _ = addressBytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }
+        let family = self.family
+        _ = self.addressBytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }
         host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
