@@ -39,6 +39,7 @@ import Testing
         var wholeChunks = Set<NetmemRef>()
         var fragmentUsers: [NetmemRef: Int] = [:]
         var carving: NetmemRef? = nil
+        var carvingOffset = 0
         func modelInFlight() -> Int {
             var fragChunks = Set(fragmentUsers.keys)
             if let c = carving { fragChunks.insert(c) }
@@ -61,17 +62,26 @@ import Testing
                 }
             case 3 where fragments:
                 let len = Int.random(in: 1...1500, using: &rng)
-                let before = modelInFlight()
-                if let f = pool.allocateFragment(length: len) {
-                    #expect(!wholeChunks.contains(f.ref), fail("fragment in a whole chunk that is out"))
-                    if carving != f.ref {
-                        #expect(before < limit || carving != nil, fail("fragment chunk beyond the limit"))
+                let f = pool.allocateFragment(length: len)
+                if let c = carving, carvingOffset + len <= chunkSize {
+                    // Fits the chunk being carved.
+                    #expect(f?.ref == c && f.map { Int($0.offset) } == carvingOffset, fail("fragment not carved from \(c) at \(carvingOffset)"))
+                } else {
+                    // The carved chunk is finished (it goes back if no fragment holds it).
+                    carving = nil
+                    let shouldSucceed = modelInFlight() < limit
+                    #expect((f != nil) == shouldSucceed, fail("fragment allocation gave \(String(describing: f)) with \(modelInFlight()) of \(limit) out"))
+                    if let f {
+                        #expect(f.offset == 0, fail("new carved chunk starts at \(f.offset)"))
+                        #expect(!wholeChunks.contains(f.ref) && fragmentUsers[f.ref] == nil, fail("\(f.ref) carved while out"))
                         carving = f.ref
+                        carvingOffset = 0
                     }
+                }
+                if let f {
+                    carvingOffset = (carvingOffset + len + 63) & ~63
                     fragmentUsers[f.ref, default: 0] += 1
                     held.append(.fragment(f))
-                } else {
-                    #expect(before >= limit, fail("fragment allocation failed with \(before) of \(limit) out"))
                 }
             case 4:
                 var buf = [NetmemRef](repeating: NetmemRef(rawValue: 0), count: Int.random(in: 1...8, using: &rng))

@@ -1,0 +1,166 @@
+import Netmem
+import Synchronization
+
+/// Whatever takes a fragment back when its token is returned: a page pool (the fragment
+/// reference drops, and the chunk recycles with its last fragment), or a data path that
+/// keeps its own per-chunk counts.
+public protocol FragmentReleasing: AnyObject, Sendable {
+    /// Drops one reference on the fragment's chunk. Any thread.
+    func releaseFragment(_ fragment: NetmemFragment)
+}
+
+extension PagePool: FragmentReleasing {}
+
+/// The tokens one consumer (a connection, or a queue's consumer) holds. Mirrors the
+/// kernel's per-socket `sk_user_frags` xarray: receiving issues a 32-bit token per
+/// fragment; `dontNeed` takes ranges of tokens back (`SO_DEVMEM_DONTNEED`) and drops the
+/// fragments' chunk references. One consumer can never return another's buffers: a token
+/// is only meaningful in the table that issued it.
+///
+/// Thread-safe: the receive thread issues, any thread returns.
+public final class TokenTable: TokenReturning, Sendable {
+    /// What happens to tokens still held when the consumer closes.
+    public enum CloseBehavior: Sendable {
+        /// Give every held token back (the default, like closing a devmem socket).
+        case releaseHeld
+        /// Keep the fragments held until `releaseKept()` (e.g. when the binding unbinds).
+        case keepUntilUnbind
+    }
+
+    struct Entry {
+        var fragment: NetmemFragment
+        var owner: (any FragmentReleasing)?
+        /// Never issued (0), held (1), returned (2).
+        var state: UInt8
+    }
+
+    struct State: ~Copyable {
+        var entries: [Entry] = []
+        var free: [UInt32] = []
+        var held = 0
+        var closed = false
+        var kept = false
+    }
+
+    private let state = Mutex(State())
+    public let name: String
+    public let closeBehavior: CloseBehavior
+
+    public init(name: String = "consumer", closeBehavior: CloseBehavior = .releaseHeld) {
+        self.name = name
+        self.closeBehavior = closeBehavior
+    }
+
+    /// Records a received fragment and returns its token. The table now holds one
+    /// reference on the fragment's chunk, dropped through `owner` when the token returns.
+    /// Traps if the consumer is closed (receiving on a closed consumer is a bug).
+    public func issue(_ fragment: NetmemFragment, owner: any FragmentReleasing) -> UInt32 {
+        state.withLock { s in
+            precondition(!s.closed, "token issued on closed consumer '\(name)'")
+            s.held += 1
+            if let t = s.free.popLast() {
+                s.entries[Int(t)] = Entry(fragment: fragment, owner: owner, state: 1)
+                return t
+            }
+            precondition(s.entries.count < Int(UInt32.max), "consumer '\(name)' ran out of tokens")
+            s.entries.append(Entry(fragment: fragment, owner: owner, state: 1))
+            return UInt32(s.entries.count - 1)
+        }
+    }
+
+    /// Records a received fragment and returns the `Fragment` that describes it.
+    public func issue(_ fragment: NetmemFragment, owner: any FragmentReleasing,
+                      regionOffset: UInt64, regionID: UInt32) -> Fragment {
+        let token = issue(fragment, owner: owner)
+        return Fragment(regionOffset: regionOffset, length: Int(fragment.length), token: token,
+                        regionID: regionID, location: fragment)
+    }
+
+    /// Tokens held now.
+    public var heldCount: Int { state.withLock { $0.held } }
+
+    /// Gives back the tokens in `ranges` and returns how many fragments were freed.
+    /// At most `TokenLimits.maxRanges` ranges and `TokenLimits.maxFragments` tokens per
+    /// call, checked before anything is freed. An unknown or already returned token stops
+    /// the call with an error that says how many were freed before it.
+    public func dontNeed(_ ranges: [TokenRange]) throws(TokenError) -> Int {
+        guard ranges.count <= TokenLimits.maxRanges else { throw .tooManyRanges(ranges.count) }
+        var total = 0
+        for r in ranges {
+            total += Int(r.count)
+            guard total <= TokenLimits.maxFragments else { throw .tooManyFragments(total) }
+        }
+        var toRelease: [(NetmemFragment, any FragmentReleasing)] = []
+        toRelease.reserveCapacity(total)
+        let result: Result<Int, TokenError> = state.withLock { s in
+            if s.closed { return .failure(.consumerClosed) }
+            var freed = 0
+            for r in ranges {
+                var t = r.start
+                let end = UInt64(r.start) + UInt64(r.count)
+                while UInt64(t) < end {
+                    let i = Int(t)
+                    guard i < s.entries.count, s.entries[i].state != 0 else {
+                        return .failure(.unknownToken(t, freedBefore: freed))
+                    }
+                    guard s.entries[i].state == 1 else { return .failure(.alreadyReturned(t, freedBefore: freed)) }
+                    toRelease.append((s.entries[i].fragment, s.entries[i].owner!))
+                    s.entries[i].state = 2
+                    s.entries[i].owner = nil
+                    s.free.append(t)
+                    s.held -= 1
+                    freed += 1
+                    t &+= 1
+                }
+            }
+            return .success(freed)
+        }
+        // Chunk references drop outside the lock: a pool's return path may do real work.
+        for (f, owner) in toRelease { owner.releaseFragment(f) }
+        return try result.get()
+    }
+
+    /// Closes the consumer. Held tokens are given back, or kept until `releaseKept()`,
+    /// as `closeBehavior` says. Returns how many were released now.
+    @discardableResult
+    public func close() -> Int {
+        let (release, behavior) = state.withLock { s -> ([(NetmemFragment, any FragmentReleasing)], CloseBehavior) in
+            guard !s.closed else { return ([], closeBehavior) }
+            s.closed = true
+            if closeBehavior == .keepUntilUnbind {
+                s.kept = true
+                return ([], closeBehavior)
+            }
+            return (Self.takeHeld(&s), closeBehavior)
+        }
+        _ = behavior
+        for (f, owner) in release { owner.releaseFragment(f) }
+        return release.count
+    }
+
+    /// Releases tokens a closed consumer kept (`keepUntilUnbind`). Returns how many.
+    @discardableResult
+    public func releaseKept() -> Int {
+        let release = state.withLock { s -> [(NetmemFragment, any FragmentReleasing)] in
+            guard s.closed && s.kept else { return [] }
+            s.kept = false
+            return Self.takeHeld(&s)
+        }
+        for (f, owner) in release { owner.releaseFragment(f) }
+        return release.count
+    }
+
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    private static func takeHeld(_ s: inout State) -> [(NetmemFragment, any FragmentReleasing)] {
+        var out: [(NetmemFragment, any FragmentReleasing)] = []
+        for i in s.entries.indices where s.entries[i].state == 1 {
+            out.append((s.entries[i].fragment, s.entries[i].owner!))
+            s.entries[i].state = 2
+            s.entries[i].owner = nil
+            s.free.append(UInt32(i))
+        }
+        s.held = 0
+        return out
+    }
+}
