@@ -112,9 +112,9 @@ public enum SocketAddressError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
-/// Plain blocking TCP socket calls, for senders, listeners and the baseline receiver.
+/// Plain blocking TCP socket calls (named apart from the io_uring paths' `TCPSocket`), for senders, listeners, the metrics responder and the baseline receiver.
 /// Each converts errno to `Errno` once and retries EINTR.
-public enum TCPSocket {
+public enum BlockingSocket {
     /// Runs a call that returns -1 with errno set, retrying EINTR.
     @inline(__always)
     static func retrying<T: FixedWidthInteger>(_ body: () -> T) throws(Errno) -> T {

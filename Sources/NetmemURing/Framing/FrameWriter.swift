@@ -34,7 +34,7 @@ public struct FrameWriter: Sendable {
         let result: Result<Void, Errno> = headerBytes.withUnsafeMutableBytes { h in
             header.encode(into: h)
             do throws(Errno) {
-                try TCPSocket.sendAll(socket, UnsafeRawBufferPointer(h), payload)
+                try BlockingSocket.sendAll(socket, UnsafeRawBufferPointer(h), payload)
                 return .success(())
             } catch {
                 return .failure(error)
