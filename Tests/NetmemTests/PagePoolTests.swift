@@ -52,12 +52,12 @@ import Testing
         #expect(pool.inFlight == 0)
     }
 
-    @Test func returnsFromOtherThreadsGoThroughTheRing() async throws {
+    @Test func returnsFromOtherThreadsGoThroughTheRing() throws {
         let (pool, _) = try makeHostPool(chunks: 64, poolSize: 64)
         var refs: [NetmemRef] = []
         for _ in 0..<32 { refs.append(try #require(pool.allocate())) }
         let toReturn = refs
-        await Task.detached { for r in toReturn { pool.recycle(r) } }.value
+        TestThread { for r in toReturn { pool.recycle(r) } }.join()
         let s = pool.stats
         #expect(s.recycle.ring == 32)
         #expect(s.recycle.cached == 0)
@@ -70,13 +70,13 @@ import Testing
         for r in again { pool.recycle(r) }
     }
 
-    @Test func fullRingSendsChunksToTheProvider() async throws {
+    @Test func fullRingSendsChunksToTheProvider() throws {
         let (pool, provider) = try makeHostPool(chunks: 64, poolSize: 64, ringSize: 4)
         var refs: [NetmemRef] = []
         for _ in 0..<20 { refs.append(try #require(pool.allocate())) }
         let before = provider.describe().available
         let toReturn = refs
-        await Task.detached { for r in toReturn { pool.recycle(r) } }.value
+        TestThread { for r in toReturn { pool.recycle(r) } }.join()
         let s = pool.stats
         #expect(s.recycle.ring == 4)
         #expect(s.recycle.ringFull == 16)
@@ -84,7 +84,7 @@ import Testing
         #expect(pool.inFlight == 0)
     }
 
-    @Test func bulkAllocationAndReturn() async throws {
+    @Test func bulkAllocationAndReturn() throws {
         let (pool, _) = try makeHostPool(chunks: 256, poolSize: 256)
         var buf = [NetmemRef](repeating: NetmemRef(rawValue: 0), count: 100)
         let n = buf.withUnsafeMutableBufferPointer { pool.allocate(into: $0) }
@@ -92,7 +92,7 @@ import Testing
         #expect(Set(buf).count == 100)
         buf[0..<50].withUnsafeBufferPointer { pool.recycle($0) }
         let rest = Array(buf[50...])
-        await Task.detached { rest.withUnsafeBufferPointer { pool.recycle($0) } }.value
+        TestThread { rest.withUnsafeBufferPointer { pool.recycle($0) } }.join()
         #expect(pool.inFlight == 0)
         #expect(pool.stats.recycle.ring == 50)
     }
@@ -147,7 +147,7 @@ import Testing
         #expect(pool.inFlight == 0)
     }
 
-    @Test func destroyWaitsForInFlightBuffersAndWarns() async throws {
+    @Test func destroyWaitsForInFlightBuffersAndWarns() throws {
         let provider = try HostPageProvider(chunkSize: 4096, chunkCount: 32)
         var config = PagePool.Configuration(provider: provider, poolSize: 32, name: "stall-test")
         config.stallWarningAfter = .zero
@@ -161,19 +161,19 @@ import Testing
         #expect(pool.stalledShutdownWarning?.hasPrefix("stalled pool shutdown: 2 in flight for ") == true)
         #expect(pool.stalledWarningsLogged >= 1)
         pool.recycle(a)
-        await Task.detached { pool.recycle(b) }.value
+        TestThread { pool.recycle(b) }.join()
         #expect(pool.shutdownStatus == .finished)
         #expect(pool.stalledShutdownWarning == nil)
         #expect(provider.describe().available == 32)
         #expect(pool.held == 0)
     }
 
-    @Test func stopAllocatingWaivesRingChunks() async throws {
+    @Test func stopAllocatingWaivesRingChunks() throws {
         let (pool, provider) = try makeHostPool(chunks: 16)
         let r = try #require(pool.allocate())
         pool.stopAllocating()
         #expect(pool.allocate() == nil)
-        await Task.detached { pool.recycle(r) }.value
+        TestThread { pool.recycle(r) }.join()
         _ = pool.pollShutdown()
         #expect(provider.describe().available == 16)
     }
@@ -202,7 +202,7 @@ import Testing
         await #expect(processExitsWith: .failure) {
             let provider = try HostPageProvider(chunkSize: 4096, chunkCount: 4)
             let pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: 4))
-            await Task.detached { _ = pool.allocate() }.value
+            TestThread { _ = pool.allocate() }.join()
         }
     }
 }
