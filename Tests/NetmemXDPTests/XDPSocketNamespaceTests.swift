@@ -1,0 +1,198 @@
+import Foundation
+import Netmem
+import NetmemDevice
+import Testing
+@testable import NetmemXDP
+
+/// End-to-end tests over a veth pair between two namespaces the test creates. They need
+/// root; without it they are skipped and the reason is printed.
+@Suite("AF_XDP over veth", .serialized)
+struct XDPSocketNamespaceTests {
+    /// The payload of datagram `seq`: 4-byte sequence, then a pattern that depends on it.
+    static func payload(seq: Int, length: Int) -> [UInt8] {
+        var p: [UInt8] = [UInt8(seq >> 24 & 0xFF), UInt8(seq >> 16 & 0xFF), UInt8(seq >> 8 & 0xFF), UInt8(seq & 0xFF)]
+        for j in 4..<length { p.append(UInt8((seq &* 31 &+ j &* 7) & 0xFF)) }
+        return p
+    }
+
+    static func length(seq: Int) -> Int { 4 + (seq * 37) % 1400 }
+
+    static let pythonPayload = """
+    def payload(seq, n):
+        return bytes([(seq >> 24) & 255, (seq >> 16) & 255, (seq >> 8) & 255, seq & 255]) + bytes(((seq * 31 + j * 7) & 255) for j in range(4, n))
+    """
+
+    @Test("UDP datagrams from the peer namespace arrive byte for byte; tokens return every frame",
+          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+    func receivesDatagrams() throws {
+        let lab = try VethLab(tag: "r")
+        defer { lab.remove() }
+        let count = 300
+        var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048, headroom: 64)
+        config.frameCount = 512
+        config.receiveRingSize = 256
+        var socket = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+        let pool = socket.pool
+        print("redirect program attached \(socket.programIsNative ? "in the driver" : "as generic XDP")")
+
+        let script = """
+        import socket, time
+        \(Self.pythonPayload)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for seq in range(\(count)):
+            s.sendto(payload(seq, 4 + (seq * 37) % 1400), ("\(lab.ipA)", 9999))
+            if seq % 50 == 49: time.sleep(0.01)
+        """
+        let (sender, pipe) = try lab.startPython(in: lab.nsB, script)
+        var seen = Set<Int>()
+        var mismatches = 0
+        var messages: [Message] = []
+        let deadline = ContinuousClock.now + .seconds(15)
+        while seen.count < count && ContinuousClock.now < deadline {
+            _ = socket.wait(timeoutMilliseconds: 100)
+            messages.removeAll(keepingCapacity: true)
+            _ = socket.receive(into: &messages, limit: 64)
+            var ranges: [TokenRange] = []
+            for m in messages {
+                #expect(m.linear.count == 42)
+                guard let f = m.fragments.first else { continue }
+                let ok = XDPSocket.withPayload(f) { bytes -> Bool in
+                    guard bytes.count >= 4 else { return false }
+                    let seq = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+                    seen.insert(seq)
+                    return bytes.count == Self.length(seq: seq) && Array(bytes) == Self.payload(seq: seq, length: bytes.count)
+                }
+                if ok != true { mismatches += 1 }
+                #expect(f.regionID == UInt32(pool.configuration.provider is HostPageProvider ? socket.provider.area.id : 0))
+                ranges.append(TokenRange(token: f.token))
+            }
+            if !ranges.isEmpty { _ = try socket.tokens.dontNeed(ranges) }
+        }
+        sender.waitUntilExit()
+        let senderOutput = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(sender.terminationStatus == 0, "sender: \(senderOutput)")
+        let stats = try socket.statistics()
+        #expect(seen.count == count, "received \(seen.count) of \(count); kernel: \(stats.fields)")
+        #expect(mismatches == 0)
+        #expect(socket.counters.malformed.total == 0, "\(socket.counters.malformed)")
+        #expect(socket.tokens.outstanding == 0)
+        // Everything not returned by the application is in the kernel's rings.
+        #expect(pool.inFlight == socket.framesInKernel)
+        _ = consume socket
+        #expect(pool.inFlight == 0)
+    }
+
+    @Test("malformed frames injected with a raw socket are counted by reason and returned",
+          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+    func malformedFrames() throws {
+        let lab = try VethLab(tag: "m")
+        defer { lab.remove() }
+        var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 4096, headroom: 0)
+        config.frameCount = 256
+        config.receiveRingSize = 128
+        var socket = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+        let pool = socket.pool
+        let dst = lab.macABytes.map { String(format: "0x%02x", $0) }.joined(separator: ",")
+        let src = lab.macBBytes.map { String(format: "0x%02x", $0) }.joined(separator: ",")
+        // Each malformed kind is sent twice; a good datagram last marks the end.
+        let script = """
+        import socket, struct
+        def csum(b):
+            s = sum((b[i] << 8) + b[i+1] for i in range(0, len(b), 2))
+            while s > 0xffff: s = (s & 0xffff) + (s >> 16)
+            return 0xffff - s
+        def ip4(proto, payload, fix=True, total=None):
+            t = total if total is not None else 20 + len(payload)
+            h = bytearray(struct.pack('!BBHHHBBH4s4s', 0x45, 0, t, 1, 0x4000, 64, proto, 0, bytes([10,0,0,2]), bytes([10,0,0,1])))
+            if fix: h[10:12] = struct.pack('!H', csum(bytes(h)))
+            return bytes(h) + payload
+        eth = bytes([\(dst)]) + bytes([\(src)])
+        good_udp = struct.pack('!HHHH', 1000, 9999, 8 + 6, 0) + b'netmem'
+        frames = [
+            eth + b'\\x08\\x00' + b'\\x45\\x00\\x00',                                   # truncated
+            eth + b'\\x88\\xb5' + b'hello, not ip' * 4,                                 # not_ip
+            eth + b'\\x08\\x00' + ip4(6, b'\\x00' * 20),                                 # not_udp
+            eth + b'\\x08\\x00' + ip4(17, good_udp, fix=False),                          # bad_checksum
+            eth + b'\\x08\\x00' + ip4(17, struct.pack('!HHHH', 1000, 9999, 500, 0) + b'x' * 10),  # bad_length
+            eth + b'\\x08\\x00' + ip4(17, good_udp, total=900),                          # bad_length
+        ]
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("\(lab.ifB)", 0))
+        for f in frames * 2:
+            s.send(f)
+        s.send(eth + b'\\x08\\x00' + ip4(17, good_udp))
+        """
+        let (sender, pipe) = try lab.startPython(in: lab.nsB, script)
+        var messages: [Message] = []
+        let deadline = ContinuousClock.now + .seconds(10)
+        while messages.isEmpty && ContinuousClock.now < deadline {
+            _ = socket.wait(timeoutMilliseconds: 100)
+            _ = socket.receive(into: &messages, limit: 64)
+        }
+        sender.waitUntilExit()
+        let senderOutput = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(sender.terminationStatus == 0, "sender: \(senderOutput)")
+        let m = socket.counters.malformed
+        #expect(m[.truncated] == 2)
+        #expect(m[.notIP] == 2)
+        #expect(m[.notUDP] == 2)
+        #expect(m[.badChecksum] == 2)
+        #expect(m[.badLength] == 4)
+        #expect(m.total == 12)
+        #expect(messages.count == 1)
+        let f = try #require(messages.first?.fragments.first)
+        #expect(XDPSocket.withPayload(f) { Array($0) } == Array("netmem".utf8))
+        #expect(try socket.tokens.dontNeed([TokenRange(token: f.token)]) == 1)
+        #expect(pool.inFlight == socket.framesInKernel)
+        _ = consume socket
+        #expect(pool.inFlight == 0)
+    }
+
+    @Test("zero-copy on veth is refused with an error that says so and suggests copy mode; the queue is free again after close",
+          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+    func zeroCopyRefusedAndRebind() throws {
+        let lab = try VethLab(tag: "z")
+        defer { lab.remove() }
+        var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .zeroCopy)
+        config.frameCount = 128
+        config.receiveRingSize = 64
+        do {
+            _ = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+            Issue.record("zero-copy bind on veth unexpectedly succeeded")
+        } catch let error as XDPError {
+            guard case .zeroCopyUnsupported = error else {
+                Issue.record("unexpected error: \(error)")
+                return
+            }
+            print("zero-copy refused as expected: \(error)")
+            #expect(error.description.contains("no AF_XDP zero-copy support"))
+            #expect(error.description.contains("--mode copy"))
+        }
+        // The failed attempt left nothing attached: copy mode binds at once, twice in a row.
+        config.mode = .copy
+        for _ in 0..<2 {
+            let socket = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+            let pool = socket.pool
+            _ = consume socket
+            #expect(pool.inFlight == 0)
+        }
+        let links = try VethLab.sh("ip -n \(lab.nsA) link show \(lab.ifA)")
+        #expect(!links.contains("xdp"), "an XDP program stayed attached: \(links)")
+    }
+
+    @Test("configuration errors name the value")
+    func configurationErrors() {
+        var c = XDPConfiguration(interfaceName: "lo", frameSize: 3000)
+        #expect(throws: XDPError.self) { try c.validate() }
+        c.frameSize = 2048
+        c.headroom = 2000
+        #expect((try? c.validate()) == nil)
+        c.headroom = 0
+        c.receiveRingSize = 100
+        #expect((try? c.validate()) == nil)
+        c.receiveRingSize = 2048
+        #expect((try? c.validate()) != nil)
+        let missing = XDPConfiguration(interfaceName: "nmx-no-such0")
+        #expect(throws: XDPError.noSuchInterface("nmx-no-such0")) { _ = try XDPSocket(missing) }
+    }
+}
