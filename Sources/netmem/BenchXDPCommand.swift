@@ -1,5 +1,363 @@
 import ArgumentParser
+import CNetmemLinux
+import Glibc
+import Netmem
+import NetmemDevice
+import NetmemXDP
+import Synchronization
 
 struct BenchXDPCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "xdp", abstract: "Not built yet.")
+    static let configuration = CommandConfiguration(
+        commandName: "xdp",
+        abstract: "AF_XDP receive beside a plain UDP socket, over a veth pair between two namespaces.",
+        discussion: """
+            Creates two network namespaces joined by a veth pair. For each phase a sender thread in the peer \
+            namespace blasts 64-byte UDP payloads with sendmmsg(2); the receiver is first Netmem's AF_XDP path \
+            (copy mode, header split, tokens returned), then a plain UDP socket with recvmmsg(2). Cost is \
+            whole-machine busy CPU time (/proc/stat) per packet the application received. Target: ratio ≥ 1.5. \
+            Needs root.
+            """
+    )
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    @Option(help: "Seconds for each phase.")
+    var seconds: Double = 5
+
+    @Option(help: "UDP payload bytes.")
+    var payload: Int = 64
+
+    mutating func validate() throws {
+        guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600], got \(seconds)") }
+        guard payload >= 1, payload <= 1400 else { throw ValidationError("--payload must be 1 to 1400 bytes, got \(payload)") }
+    }
+
+    func run() throws {
+        guard geteuid() == 0 else {
+            throw CLIError("netmem bench xdp needs root: it creates network namespaces and attaches an XDP program")
+        }
+        CLIStopSignal.install()
+        let lab = try XDPBenchLab()
+        defer { lab.remove() }
+        if !json { print("netmem bench xdp: \(payload)-byte UDP payloads over veth \(lab.ifB) → \(lab.ifA), \(seconds) s per phase") }
+        let xdp = try XDPBench.xdpPhase(lab, seconds: seconds, payload: payload)
+        let udp = try XDPBench.udpPhase(lab, seconds: seconds, payload: payload)
+        let ratio = xdp.cpuNsPerPacket > 0 ? udp.cpuNsPerPacket / xdp.cpuNsPerPacket : 0
+        let results: [(String, Double)] = [
+            ("xdp_pps", xdp.pps),
+            ("udp_socket_pps", udp.pps),
+            ("xdp_cpu_ns_per_packet", xdp.cpuNsPerPacket),
+            ("udp_cpu_ns_per_packet", udp.cpuNsPerPacket),
+            ("ratio", ratio),
+            ("xdp_sent", Double(xdp.sent)),
+            ("xdp_received", Double(xdp.received)),
+            ("xdp_lost", Double(xdp.sent - xdp.received)),
+            ("xdp_kernel_dropped", Double(xdp.kernelDropped)),
+            ("xdp_fill_ring_empty", Double(xdp.fillRingEmpty)),
+            ("veth_dropped", Double(xdp.vethDropped)),
+            // Lost frames that XDP_STATISTICS does not name (the veth counts XDP drops too,
+            // so veth_dropped overlaps xdp_kernel_dropped).
+            ("xdp_lost_unaccounted", Double(xdp.sent - xdp.received - xdp.kernelDropped)),
+            ("xdp_rx_dropped", Double(xdp.rxDropped)),
+            ("xdp_rx_ring_full", Double(xdp.rxRingFull)),
+            ("xdp_pool_in_flight_after", Double(xdp.inFlightAfter)),
+            ("udp_sent", Double(udp.sent)),
+            ("udp_received", Double(udp.received)),
+            ("udp_lost", Double(udp.sent - udp.received)),
+            ("udp_rcvbuf_errors", Double(udp.kernelDropped)),
+        ]
+        if json {
+            print("{" + results.map { "\"\($0.0)\": \(format($0.1))" }.joined(separator: ", ") + "}")
+        } else {
+            for (k, v) in results { print(k.padding(28) + format(v)) }
+        }
+    }
+
+    private func format(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : CLIFormat.fixed(v, 3)
+    }
+}
+
+/// Two namespaces and a veth pair for the bench, removed by `remove()`.
+final class XDPBenchLab {
+    let nsA: String, nsB: String, ifA: String, ifB: String
+    let ipA: String, ipB: String
+    let macA = "02:4e:4d:00:01:01", macB = "02:4e:4d:00:01:02"
+
+    init() throws {
+        let pid = Int(getpid()) % 100_000
+        nsA = "nmxbencha\(pid)"
+        nsB = "nmxbenchb\(pid)"
+        ifA = "nxba\(pid)"
+        ifB = "nxbb\(pid)"
+        ipA = "10.213.\(pid % 250 + 1).1"
+        ipB = "10.213.\(pid % 250 + 1).2"
+        let steps = [
+            "ip netns add \(nsA)", "ip netns add \(nsB)",
+            "ip netns exec \(nsA) sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'",
+            "ip netns exec \(nsB) sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'",
+            "ip link add \(ifA) address \(macA) type veth peer name \(ifB) address \(macB)",
+            "ip link set \(ifA) netns \(nsA)", "ip link set \(ifB) netns \(nsB)",
+            "ip -n \(nsA) addr add \(ipA)/24 dev \(ifA)", "ip -n \(nsB) addr add \(ipB)/24 dev \(ifB)",
+            "ip -n \(nsA) link set \(ifA) up", "ip -n \(nsB) link set \(ifB) up",
+            "ip -n \(nsA) link set lo up", "ip -n \(nsB) link set lo up",
+            "ip -n \(nsB) neigh replace \(ipA) lladdr \(macA) dev \(ifB) nud permanent",
+            "ip -n \(nsA) neigh replace \(ipB) lladdr \(macB) dev \(ifA) nud permanent",
+        ]
+        for step in steps where system(step + " >/dev/null 2>&1") != 0 {
+            remove()
+            throw CLIError("setting up the bench network failed at `\(step)` (is iproute2 installed, and are you root?)")
+        }
+    }
+
+    func remove() {
+        _ = system("ip link del \(ifA) >/dev/null 2>&1; ip netns del \(nsA) >/dev/null 2>&1; ip netns del \(nsB) >/dev/null 2>&1")
+    }
+}
+
+/// The two phases of `netmem bench xdp`.
+enum XDPBench {
+    struct Phase {
+        var sent = 0
+        var received = 0
+        var seconds = 0.0
+        var busyNs = 0.0
+        var kernelDropped = 0
+        var rxDropped = 0
+        var rxRingFull = 0
+        var fillRingEmpty = 0
+        var vethDropped = 0
+        var inFlightAfter = 0
+        var pps: Double { seconds > 0 ? Double(received) / seconds : 0 }
+        var cpuNsPerPacket: Double { received > 0 ? busyNs / Double(received) : 0 }
+    }
+
+    /// Whole-machine busy time from the first line of /proc/stat, in nanoseconds.
+    static func machineBusyNs() -> Double {
+        guard let f = fopen("/proc/stat", "r") else { return 0 }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 512)
+        guard fgets(&line, Int32(line.count), f) != nil else { return 0 }
+        let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let fields = text.split(separator: " ").dropFirst().compactMap { Double($0.trimmingCharacters()) }
+        guard fields.count >= 8 else { return 0 }
+        // user nice system idle iowait irq softirq steal
+        let busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]
+        return busy * 1e9 / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Drops counted by an interface of the calling thread's namespace: rx_drop + tx_drop
+    /// from /proc/thread-self/net/dev.
+    static func interfaceDrops(_ name: String) -> Int {
+        guard let f = fopen("/proc/thread-self/net/dev", "r") else { return 0 }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 1024)
+        while fgets(&line, Int32(line.count), f) != nil {
+            let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            let parts = text.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, parts[0].trimmingCharacters() == name else { continue }
+            let v = parts[1].split(separator: " ").compactMap { Int($0.trimmingCharacters()) }
+            guard v.count >= 12 else { return 0 }
+            return v[3] + v[11]
+        }
+        return 0
+    }
+
+    static func drops(_ lab: XDPBenchLab) -> Int {
+        let a = (try? NetworkNamespace.run(in: lab.nsA) { interfaceDrops(lab.ifA) }) ?? 0
+        let b = (try? NetworkNamespace.run(in: lab.nsB) { interfaceDrops(lab.ifB) }) ?? 0
+        return a + b
+    }
+
+    /// UDP RcvbufErrors of the calling thread's namespace (/proc/thread-self/net/snmp).
+    static func udpReceiveBufferErrors() -> Int {
+        guard let f = fopen("/proc/thread-self/net/snmp", "r") else { return 0 }
+        defer { fclose(f) }
+        var header: [Substring] = []
+        var line = [CChar](repeating: 0, count: 1024)
+        while fgets(&line, Int32(line.count), f) != nil {
+            let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            guard text.hasPrefix("Udp: ") else { continue }
+            let fields = text.dropFirst(5).split(separator: " ").map { $0.trimmingCharacters() }
+            if header.isEmpty { header = fields.map { Substring($0) }; continue }
+            if let i = header.firstIndex(of: "RcvbufErrors"), i < fields.count { return Int(fields[i]) ?? 0 }
+        }
+        return 0
+    }
+
+    /// A sender thread in namespace B: sendmmsg(2) of `payload`-byte datagrams to A
+    /// until stopped.
+    final class Blaster: @unchecked Sendable {
+        let stopFlag = Atomic<Bool>(false)
+        let sent = Atomic<Int>(0)
+        let failure = Mutex<String?>(nil)
+        var thread: CLIThread?
+
+        init(lab: XDPBenchLab, payload: Int) {
+            let ns = lab.nsB
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(9999).bigEndian
+            inet_pton(AF_INET, lab.ipA, &addr.sin_addr)
+            let destination = addr
+            thread = CLIThread(name: "netmem-blast") { [self] in
+                do {
+                    try NetworkNamespace.enter(ns)
+                } catch {
+                    failure.withLock { $0 = "sender: \(error)" }
+                    return
+                }
+                let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                guard fd >= 0 else {
+                    failure.withLock { $0 = "sender: socket() failed: errno \(errno)" }
+                    return
+                }
+                defer { close(fd) }
+                var dst = destination
+                let c = withUnsafePointer(to: &dst) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                guard c == 0 else {
+                    failure.withLock { $0 = "sender: connect() failed: errno \(errno)" }
+                    return
+                }
+                let bytes = [UInt8](repeating: 0x4E, count: payload)
+                var total = 0
+                while !stopFlag.load(ordering: .relaxed) {
+                    let n = bytes.withUnsafeBytes { cnm_udp_send_batch(fd, $0.baseAddress, UInt32(payload), 64) }
+                    if n < 0 {
+                        if n == -ECONNREFUSED { continue }  // no listener yet: an ICMP came back
+                        failure.withLock { $0 = "sender: sendmmsg failed: errno \(-n)" }
+                        break
+                    }
+                    total += Int(n)
+                    sent.store(total, ordering: .relaxed)
+                }
+            }
+        }
+
+        func stop() throws -> Int {
+            stopFlag.store(true, ordering: .relaxed)
+            thread?.join()
+            if let f = failure.withLock({ $0 }) { throw CLIError(f) }
+            return sent.load(ordering: .relaxed)
+        }
+    }
+
+    static func xdpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int) throws -> Phase {
+        var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048)
+        config.frameCount = 8192
+        config.receiveRingSize = 4096
+        var rx: XDPSocket
+        do {
+            rx = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+        } catch { throw CLIError("AF_XDP phase: \(error)") }
+        let pool = rx.pool
+        var phase = Phase()
+        let drops0 = drops(lab)
+        var messages: [Message] = []
+        messages.reserveCapacity(256)
+        var ranges: [TokenRange] = []
+        ranges.reserveCapacity(TokenLimits.maxRanges)
+        func receiveBatch(_ rx: inout XDPSocket) throws -> Int {
+            messages.removeAll(keepingCapacity: true)
+            let n = rx.receive(into: &messages, limit: 256)
+            for m in messages {
+                for f in m.fragments {
+                    ranges.append(TokenRange(token: f.token))
+                    if ranges.count == TokenLimits.maxRanges {
+                        _ = try rx.tokens.dontNeed(ranges)
+                        ranges.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+            if !ranges.isEmpty {
+                _ = try rx.tokens.dontNeed(ranges)
+                ranges.removeAll(keepingCapacity: true)
+            }
+            return n
+        }
+
+        let cpu0 = machineBusyNs()
+        let t0 = CLIClock.now
+        let blaster = Blaster(lab: lab, payload: payload)
+        while CLIClock.now - t0 < seconds && !CLIStopSignal.isRequested {
+            if try receiveBatch(&rx) == 0 { _ = rx.wait(timeoutMilliseconds: 10) }
+        }
+        phase.sent = try blaster.stop()
+        var idleSince = CLIClock.now
+        while CLIClock.now - idleSince < 0.05 {
+            if try receiveBatch(&rx) > 0 { idleSince = CLIClock.now } else { _ = rx.wait(timeoutMilliseconds: 5) }
+        }
+        phase.seconds = CLIClock.now - t0
+        phase.busyNs = machineBusyNs() - cpu0
+        phase.received = rx.counters.messages
+        if let s = try? rx.statistics() {
+            phase.kernelDropped = Int(s.rxLost)
+            phase.rxDropped = Int(s.rxDropped)
+            phase.rxRingFull = Int(s.rxRingFull)
+            phase.fillRingEmpty = Int(s.rxFillRingEmptyDescriptors)
+        }
+        phase.vethDropped = drops(lab) - drops0
+        _ = consume rx
+        phase.inFlightAfter = pool.inFlight
+        return phase
+    }
+
+    static func udpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int) throws -> Phase {
+        let fd: Int32 = try NetworkNamespace.run(in: lab.nsA) { () throws(CLIError) -> Int32 in
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw CLIError("UDP phase: socket() failed: errno \(errno)") }
+            var size: Int32 = 4 << 20
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, 4)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(9999).bigEndian
+            let b = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard b == 0 else {
+                close(fd)
+                throw CLIError("UDP phase: bind() failed: errno \(errno)")
+            }
+            return fd
+        }
+        defer { close(fd) }
+        var phase = Phase()
+        let slot = 2048
+        let buffers = UnsafeMutableRawPointer.allocate(byteCount: slot * 64, alignment: 64)
+        defer { buffers.deallocate() }
+        var lengths = [UInt32](repeating: 0, count: 64)
+        var received = 0
+        func receiveBatch() throws -> Int {
+            let n = lengths.withUnsafeMutableBufferPointer { cnm_udp_recv_batch(fd, buffers, UInt32(slot), $0.baseAddress, 64) }
+            if n < 0 { throw CLIError("UDP phase: recvmmsg failed: errno \(-n)") }
+            received += Int(n)
+            return Int(n)
+        }
+        let errors0 = (try? NetworkNamespace.run(in: lab.nsA) { udpReceiveBufferErrors() }) ?? 0
+        let cpu0 = machineBusyNs()
+        let t0 = CLIClock.now
+        let blaster = Blaster(lab: lab, payload: payload)
+        while CLIClock.now - t0 < seconds && !CLIStopSignal.isRequested {
+            if try receiveBatch() == 0 { _ = cnm_poll_in(fd, 10) }
+        }
+        phase.sent = try blaster.stop()
+        var idleSince = CLIClock.now
+        while CLIClock.now - idleSince < 0.05 {
+            if try receiveBatch() > 0 { idleSince = CLIClock.now } else { _ = cnm_poll_in(fd, 5) }
+        }
+        phase.seconds = CLIClock.now - t0
+        phase.busyNs = machineBusyNs() - cpu0
+        phase.received = received
+        phase.kernelDropped = ((try? NetworkNamespace.run(in: lab.nsA) { udpReceiveBufferErrors() }) ?? 0) - errors0
+        return phase
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> String {
+        String(self.drop(while: { $0 == " " || $0 == "\n" || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\n" || $0 == "\t" }).reversed())
+    }
 }
