@@ -1,0 +1,34 @@
+import Glibc
+
+/// Interface names and indexes in the caller's network namespace.
+public enum NetworkInterface {
+    /// Mirrors `if_indextoname(3)`; nil when no such interface exists here.
+    public static func name(ifindex: UInt32) -> String? {
+        var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        guard if_indextoname(ifindex, &buf) != nil else { return nil }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Mirrors `if_nametoindex(3)`; nil when no such interface exists here.
+    public static func index(name: String) -> UInt32? {
+        let i = if_nametoindex(name)
+        return i == 0 ? nil : i
+    }
+
+    /// Counts `rx-*` and `tx-*` entries under `/sys/class/net/NAME/queues` (the sysfs
+    /// view of the real queue counts), or nil when the directory cannot be read.
+    public static func sysfsQueueCounts(name: String, sysfsRoot: String = "/sys/class/net") -> (rx: Int, tx: Int)? {
+        guard let dir = opendir("\(sysfsRoot)/\(name)/queues") else { return nil }
+        defer { closedir(dir) }
+        var rx = 0
+        var tx = 0
+        while let entry = readdir(dir) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if entryName.hasPrefix("rx-") { rx += 1 }
+            if entryName.hasPrefix("tx-") { tx += 1 }
+        }
+        return (rx, tx)
+    }
+}

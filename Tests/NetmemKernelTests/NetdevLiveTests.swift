@@ -1,0 +1,87 @@
+import Glibc
+import Testing
+@testable import NetmemKernel
+
+/// Checks the netdev family client against what `ip link` and sysfs say on this machine.
+///
+/// The netdev family answers per network namespace. The fixture keeps one veth end in
+/// the root namespace and moves the other into a namespace the test creates; the client
+/// queries the root namespace directly and the test namespace through a socket opened
+/// inside it (`NetdevClient(namespacePath:)` does setns on the calling thread for the
+/// socket() call and switches back; a netlink socket keeps the namespace it was made in).
+@Suite(.serialized) struct NetdevLiveTests {
+    @Test func devicesMatchIPLinkInRootNamespace() throws {
+        var client = try NetdevClient()
+        let devices = try client.devices()
+        let viaIP = VethNamespaceFixture(namespace: "", rootEnd: "", nsEnd: "").ipLinkIndexes(inNamespace: false)
+        // Devices can come and go while other tests run; compare the stable ones.
+        let stable = viaIP.filter { !$0.value.hasPrefix("nmk") && !$0.value.hasPrefix("veth") && !$0.value.hasPrefix("nm") }
+        for (ifindex, name) in stable {
+            #expect(devices.contains { $0.ifindex == ifindex }, "dev-get lacks \(name) (ifindex \(ifindex)) that ip link lists")
+        }
+        #expect(devices.contains { $0.ifindex == 1 }, "loopback (ifindex 1) must be listed")
+    }
+
+    @Test(.enabled(if: canMakeNamespaces, "needs root and `ip` to create a netns and a veth pair"))
+    func vethQueuesMatchSysfsInBothNamespaces() throws {
+        guard let fx = VethNamespaceFixture.make(rootRX: 3, rootTX: 2) else {
+            Issue.record("creating the netns/veth fixture failed although the probe succeeded")
+            return
+        }
+        defer { fx.remove() }
+
+        // Root end: queue-get against /sys/class/net/A/queues.
+        let rootIndex = try #require(NetworkInterface.index(name: fx.rootEnd))
+        var root = try NetdevClient()
+        let rootQueues = try root.queues(ifindex: rootIndex)
+        let sysfs = try #require(NetworkInterface.sysfsQueueCounts(name: fx.rootEnd))
+        #expect(sysfs.rx == 3 && sysfs.tx == 2)
+        #expect(rootQueues.filter { $0.type == .rx }.count == sysfs.rx)
+        #expect(rootQueues.filter { $0.type == .tx }.count == sysfs.tx)
+        #expect(rootQueues.allSatisfy { $0.ifindex == rootIndex })
+        #expect(Set(rootQueues.filter { $0.type == .rx }.map(\.id)) == [0, 1, 2])
+        let rootDevices = try root.devices()
+        #expect(rootDevices.contains { $0.ifindex == rootIndex })
+
+        // Namespace end: only visible from a socket made inside the namespace.
+        let nsLinks = fx.ipLinkIndexes(inNamespace: true)
+        let nsIndex = try #require(nsLinks.first { $0.value == fx.nsEnd }?.key)
+        var inside = try NetdevClient(namespacePath: fx.namespacePath)
+        let nsDevices = try inside.devices()
+        #expect(Set(nsDevices.map(\.ifindex)) == Set(nsLinks.keys), "dev-get in the namespace must list exactly what `ip -n` lists")
+        let nsQueues = try inside.queues(ifindex: nsIndex)
+        let listing = sh(["ip", "netns", "exec", fx.namespace, "ls", "/sys/class/net/\(fx.nsEnd)/queues"]).output
+        let nsRX = listing.split(whereSeparator: \.isWhitespace).filter { $0.hasPrefix("rx-") }.count
+        let nsTX = listing.split(whereSeparator: \.isWhitespace).filter { $0.hasPrefix("tx-") }.count
+        #expect(nsRX == 1 && nsTX == 1)
+        #expect(nsQueues.filter { $0.type == .rx }.count == nsRX)
+        #expect(nsQueues.filter { $0.type == .tx }.count == nsTX)
+
+        // The root dump must not list the namespace's end under its ifindex-and-name pair.
+        let rootAll = try root.queues()
+        if let rootNameForNSIndex = NetworkInterface.name(ifindex: nsIndex) {
+            #expect(rootNameForNSIndex != fx.nsEnd)
+        }
+        #expect(rootAll.contains { $0.ifindex == rootIndex })
+    }
+
+    @Test func familyErrorsAreTyped() {
+        #expect(throws: NetlinkError.familyNotFound("nmnofamily")) {
+            _ = try GenericNetlinkSocket(family: "nmnofamily")
+        }
+        #expect(throws: NetlinkError.self) {
+            _ = try NetdevClient(namespacePath: "/nonexistent/netns/path")
+        }
+    }
+
+    @Test func aDoRequestForAMissingDeviceSurfacesTheKernelError() throws {
+        var client = try NetdevClient()
+        do {
+            _ = try client.device(ifindex: 0x7fff_fff0)
+            Issue.record("dev-get for a missing ifindex succeeded")
+        } catch {
+            #expect(error.kernelErrno != nil, "expected a kernel error, got \(error)")
+            #expect(error.description.contains("dev-get"))
+        }
+    }
+}
