@@ -70,7 +70,7 @@ enum CLILoopback {
                               logger: Logger) throws -> Measurement {
         var options = base
         options.framed = framed
-        options.maxPayload = max(options.maxPayload, messageSize)
+        options.maxPayload = messageSize
         options.stopAfterConnections = 1
         options.logConnections = false
         let session = try CLIReceiveSession(options, logger: logger)

@@ -16,7 +16,7 @@ final class CLIReceiveSession: @unchecked Sendable {
         var chunkSize = 64 << 10
         var bufferCount = 64
         var framed = false
-        var maxPayload = 64 << 20
+        var maxPayload = 1 << 20
         /// SHA-256 of each connection's bytes (raw) or payloads (framed).
         var sha256 = false
         /// Check that each connection's frame sequence numbers count up by one.
@@ -80,6 +80,14 @@ final class CLIReceiveSession: @unchecked Sendable {
         }
         pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, name: "recv"))
         receiver = try StreamReceiver(pool: pool, configuration: StreamReceiver.Configuration(bufferCount: options.bufferCount))
+        if options.framed {
+            let largest = StreamFramer.largestPayload(for: receiver)
+            guard options.maxPayload <= largest else {
+                throw CLIError("a maximum payload of \(CLIFormat.bytes(options.maxPayload)) does not fit the receive ring "
+                    + "(\(options.bufferCount) × \(CLIFormat.bytes(options.chunkSize)) holds frames up to \(CLIFormat.bytes(largest))); "
+                    + "raise --buffers or --chunk, or lower --max-payload")
+            }
+        }
         framer = StreamFramer(mode: options.framed ? .framed(maxPayload: options.maxPayload) : .raw, receiver: receiver)
     }
 

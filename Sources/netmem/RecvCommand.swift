@@ -34,8 +34,8 @@ struct RecvCommand: ParsableCommand {
     @Flag(help: "Print the SHA-256 of each connection's bytes (payload, when framed).")
     var sha256 = false
 
-    @Option(name: .customLong("max-payload"), help: "Largest frame payload accepted.")
-    var maxPayload: CLIByteSize = CLIByteSize(bytes: 64 << 20)
+    @Option(name: .customLong("max-payload"), help: "Largest frame payload accepted (default: half the ring's memory, the most it can assemble).")
+    var maxPayload: CLIByteSize?
 
     @Option(help: "Serve Prometheus metrics on ADDR:PORT (GET /metrics).")
     var metrics: String?
@@ -58,7 +58,7 @@ struct RecvCommand: ParsableCommand {
         options.chunkSize = chunk.bytes
         options.bufferCount = buffers
         options.framed = framed
-        options.maxPayload = maxPayload.bytes
+        options.maxPayload = maxPayload?.bytes ?? buffers * chunk.bytes / 2
         options.sha256 = sha256
         options.stopAfterConnections = connections
         let session = try CLIReceiveSession(options, logger: logger)

@@ -47,6 +47,14 @@ public final class StreamFramer: @unchecked Sendable {
         self.ledger = SegmentLedger { [receiver] segment in receiver.release(segment) }
     }
 
+    /// The largest frame payload this receiver can assemble: half the memory of its
+    /// provided-buffer ring. A frame's payload stays in the ring's buffers until the
+    /// whole frame is there, so a larger one could never complete (the ring would run dry
+    /// with every buffer held by the half frame).
+    public static func largestPayload(for receiver: StreamReceiver) -> Int {
+        receiver.configuration.bufferCount * receiver.pool.configuration.chunkSize / 2
+    }
+
     /// Connections open now.
     public var openConnections: Int { connections.count }
 
