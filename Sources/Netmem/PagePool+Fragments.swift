@@ -29,7 +29,7 @@ extension PagePool {
         }
         precondition(length > 0 && length <= maxFragment,
                       "fragment of \(length) bytes asked from pool '\(configuration.name)' (fragment size \(maxFragment))")
-        if fragment.active && fragment.offset + length <= chunkSize {
+        if fragment.active && fragment.offset + length <= chunkSize && !closed.load(ordering: .relaxed) {
             let f = NetmemFragment(ref: fragment.ref, offset: UInt32(fragment.offset), length: UInt32(length))
             fragment.offset = (fragment.offset + length + Self.fragmentAlignment - 1) & ~(Self.fragmentAlignment - 1)
             fragment.users &+= 1
@@ -42,6 +42,7 @@ extension PagePool {
     @usableFromInline
     func allocateFragmentSlow(length: Int) -> NetmemFragment? {
         if fragment.active { finishFragmentChunk() }
+        if closed.load(ordering: .relaxed) { return nil }
         guard let ref = allocate() else { return nil }
         ChunkMeta.word(ref).pointee.store(handedWord | Self.fragmentBias, ordering: .relaxed)
         fragment = FragmentCursor()

@@ -131,9 +131,10 @@ public final class ImportedFDExporter: RegionExporter, @unchecked Sendable {
 
 extension DeviceMemoryRegion {
     /// A memfd region (the default exporter).
-    public static func memfd(size: Int, segments: Int = 1, hugePages: Bool = false,
+    public static func memfd(size: Int, segments: Int = 1, hugePages: Bool = false, segmentAlignment: Int = 4096,
                              access: CPUAccess = .mapped) throws(DeviceMemoryError) -> DeviceMemoryRegion {
-        try DeviceMemoryRegion(exporter: MemfdExporter(size: size, segmentCount: segments, hugePages: hugePages),
+        try DeviceMemoryRegion(exporter: MemfdExporter(size: size, segmentCount: segments, hugePages: hugePages,
+                                                       segmentAlignment: segmentAlignment),
                                allowCPUAccess: access == .mapped)
     }
 

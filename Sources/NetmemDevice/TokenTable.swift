@@ -40,6 +40,8 @@ public final class TokenTable: TokenReturning, Sendable {
         var held = 0
         var closed = false
         var kept = false
+        /// `releaseKept()` ran (the binding unbound): nothing is kept from then on.
+        var unbound = false
     }
 
     private let state = Mutex(State())
@@ -127,7 +129,7 @@ public final class TokenTable: TokenReturning, Sendable {
         let (release, behavior) = state.withLock { s -> ([(NetmemFragment, any FragmentReleasing)], CloseBehavior) in
             guard !s.closed else { return ([], closeBehavior) }
             s.closed = true
-            if closeBehavior == .keepUntilUnbind {
+            if closeBehavior == .keepUntilUnbind && !s.unbound {
                 s.kept = true
                 return ([], closeBehavior)
             }
@@ -138,10 +140,12 @@ public final class TokenTable: TokenReturning, Sendable {
         return release.count
     }
 
-    /// Releases tokens a closed consumer kept (`keepUntilUnbind`). Returns how many.
+    /// The binding unbound: releases tokens a closed consumer kept (`keepUntilUnbind`),
+    /// and makes a later `close()` release instead of keep. Returns how many.
     @discardableResult
     public func releaseKept() -> Int {
         let release = state.withLock { s -> [(NetmemFragment, any FragmentReleasing)] in
+            s.unbound = true
             guard s.closed && s.kept else { return [] }
             s.kept = false
             return Self.takeHeld(&s)
