@@ -29,13 +29,16 @@ public final class TokenTable: TokenReturning, Sendable {
 
     struct Entry {
         var fragment: NetmemFragment
-        var owner: (any FragmentReleasing)?
+        /// Index into `State.owners`.
+        var owner: UInt16
         /// Never issued (0), held (1), returned (2).
         var state: UInt8
     }
 
     struct State: ~Copyable {
         var entries: [Entry] = []
+        /// The distinct owners fragments go back to (usually one pool per queue).
+        var owners: [any FragmentReleasing] = []
         var free: [UInt32] = []
         var held = 0
         var closed = false
@@ -59,13 +62,21 @@ public final class TokenTable: TokenReturning, Sendable {
     public func issue(_ fragment: NetmemFragment, owner: any FragmentReleasing) -> UInt32 {
         state.withLock { s in
             precondition(!s.closed, "token issued on closed consumer '\(name)'")
+            let o: UInt16
+            if let i = s.owners.firstIndex(where: { $0 === owner }) {
+                o = UInt16(i)
+            } else {
+                precondition(s.owners.count < Int(UInt16.max), "consumer '\(name)' has too many fragment owners")
+                s.owners.append(owner)
+                o = UInt16(s.owners.count - 1)
+            }
             s.held += 1
             if let t = s.free.popLast() {
-                s.entries[Int(t)] = Entry(fragment: fragment, owner: owner, state: 1)
+                s.entries[Int(t)] = Entry(fragment: fragment, owner: o, state: 1)
                 return t
             }
             precondition(s.entries.count < Int(UInt32.max), "consumer '\(name)' ran out of tokens")
-            s.entries.append(Entry(fragment: fragment, owner: owner, state: 1))
+            s.entries.append(Entry(fragment: fragment, owner: o, state: 1))
             return UInt32(s.entries.count - 1)
         }
     }
@@ -92,8 +103,8 @@ public final class TokenTable: TokenReturning, Sendable {
             total += Int(r.count)
             guard total <= TokenLimits.maxFragments else { throw .tooManyFragments(total) }
         }
-        var toRelease: [(NetmemFragment, any FragmentReleasing)] = []
-        toRelease.reserveCapacity(total)
+        // Fragments are released under the lock, as the kernel does under its xarray lock:
+        // a pool's release is short and never calls back into the table.
         let result: Result<Int, TokenError> = state.withLock { s in
             if s.closed { return .failure(.consumerClosed) }
             var freed = 0
@@ -106,9 +117,8 @@ public final class TokenTable: TokenReturning, Sendable {
                         return .failure(.unknownToken(t, freedBefore: freed))
                     }
                     guard s.entries[i].state == 1 else { return .failure(.alreadyReturned(t, freedBefore: freed)) }
-                    toRelease.append((s.entries[i].fragment, s.entries[i].owner!))
                     s.entries[i].state = 2
-                    s.entries[i].owner = nil
+                    s.owners[Int(s.entries[i].owner)].releaseFragment(s.entries[i].fragment)
                     s.free.append(t)
                     s.held -= 1
                     freed += 1
@@ -117,8 +127,6 @@ public final class TokenTable: TokenReturning, Sendable {
             }
             return .success(freed)
         }
-        // Chunk references drop outside the lock: a pool's return path may do real work.
-        for (f, owner) in toRelease { owner.releaseFragment(f) }
         return try result.get()
     }
 
@@ -159,9 +167,8 @@ public final class TokenTable: TokenReturning, Sendable {
     private static func takeHeld(_ s: inout State) -> [(NetmemFragment, any FragmentReleasing)] {
         var out: [(NetmemFragment, any FragmentReleasing)] = []
         for i in s.entries.indices where s.entries[i].state == 1 {
-            out.append((s.entries[i].fragment, s.entries[i].owner!))
+            out.append((s.entries[i].fragment, s.owners[Int(s.entries[i].owner)]))
             s.entries[i].state = 2
-            s.entries[i].owner = nil
             s.free.append(UInt32(i))
         }
         s.held = 0
