@@ -163,12 +163,12 @@ static int try_pbuf(int ring, uint16_t bgid, uint16_t flags) {
     reg.ring_entries = 8;
     reg.bgid = bgid;
     reg.flags = flags;
-    int r = cnm_zc_uring_register(ring, CNM_IORING_REGISTER_PBUF_RING, &reg, 1);
+    int r = cnm_zc_uring_register(ring, CNM_ZC_IORING_REGISTER_PBUF_RING, &reg, 1);
     if (r == 0) {
         struct buf_reg un;
         memset(&un, 0, sizeof un);
         un.bgid = bgid;
-        (void)cnm_zc_uring_register(ring, CNM_IORING_UNREGISTER_PBUF_RING, &un, 1);
+        (void)cnm_zc_uring_register(ring, CNM_ZC_IORING_UNREGISTER_PBUF_RING, &un, 1);
     }
     munmap(mem, size);
     return r < 0 ? -r : 0;
@@ -190,7 +190,7 @@ void cnm_probe_uring(struct cnm_uring_caps *caps) {
     caps->features = p.features;
     struct probe_buf probe;
     memset(&probe, 0, sizeof probe);
-    int r = cnm_zc_uring_register(ring, CNM_IORING_REGISTER_PROBE, &probe, 256);
+    int r = cnm_zc_uring_register(ring, CNM_ZC_IORING_REGISTER_PROBE, &probe, 256);
     if (r < 0) {
         caps->probe_errno = -r;
     } else {
@@ -200,12 +200,12 @@ void cnm_probe_uring(struct cnm_uring_caps *caps) {
                 caps->op_supported[probe.ops[i].op] = 1;
     }
     caps->pbuf_ring_errno = try_pbuf(ring, 1, 0);
-    caps->pbuf_inc_errno = try_pbuf(ring, 2, CNM_IOU_PBUF_RING_INC);
+    caps->pbuf_inc_errno = try_pbuf(ring, 2, CNM_ZC_IOU_PBUF_RING_INC);
     close(ring);
 
     struct cnm_zc_uring_params zp;
     memset(&zp, 0, sizeof zp);
-    zp.flags = CNM_IORING_SETUP_SINGLE_ISSUER | CNM_IORING_SETUP_DEFER_TASKRUN | CNM_IORING_SETUP_CQE32;
+    zp.flags = CNM_ZC_IORING_SETUP_SINGLE_ISSUER | CNM_ZC_IORING_SETUP_DEFER_TASKRUN | CNM_ZC_IORING_SETUP_CQE32;
     int zr = cnm_zc_uring_setup(4, &zp);
     if (zr < 0) caps->zcrx_ring_errno = -zr; else close(zr);
 }

@@ -202,29 +202,29 @@ struct cnm_dmabuf_token {
 
 // MARK: io_uring zcrx ABI (uapi/linux/io_uring.h, io_uring/zcrx.h, Linux 6.18)
 
-#define CNM_IORING_REGISTER_PROBE      8
-#define CNM_IORING_REGISTER_PBUF_RING  22
-#define CNM_IORING_UNREGISTER_PBUF_RING 23
-#define CNM_IORING_REGISTER_ZCRX_IFQ   32
-#define CNM_IORING_OP_SEND_ZC          47
-#define CNM_IORING_OP_RECV_ZC          58
-#define CNM_IORING_SETUP_SINGLE_ISSUER (1U << 12)
-#define CNM_IORING_SETUP_DEFER_TASKRUN (1U << 13)
-#define CNM_IORING_SETUP_CQE32         (1U << 11)
-#define CNM_IORING_SETUP_SQE128        (1U << 10)
-#define CNM_IORING_SETUP_NO_SQARRAY    (1U << 16)
-#define CNM_IORING_FEAT_RECVSEND_BUNDLE (1U << 14)
-#define CNM_IORING_FEAT_NATIVE_WORKERS (1U << 9)
-#define CNM_IOU_PBUF_RING_INC          2
-#define CNM_IORING_RECV_MULTISHOT      (1U << 1)
-#define CNM_IORING_CQE_F_MORE          (1U << 1)
-#define CNM_IORING_MEM_REGION_TYPE_USER 1
-#define CNM_IORING_ZCRX_AREA_SHIFT     48
-#define CNM_IORING_ZCRX_AREA_DMABUF    1
-#define CNM_IORING_OFF_SQ_RING         0ULL
-#define CNM_IORING_OFF_CQ_RING         0x8000000ULL
-#define CNM_IORING_OFF_SQES            0x10000000ULL
-#define CNM_IORING_ENTER_GETEVENTS     1U
+#define CNM_ZC_IORING_REGISTER_PROBE      8
+#define CNM_ZC_IORING_REGISTER_PBUF_RING  22
+#define CNM_ZC_IORING_UNREGISTER_PBUF_RING 23
+#define CNM_ZC_IORING_REGISTER_ZCRX_IFQ   32
+#define CNM_ZC_IORING_OP_SEND_ZC          47
+#define CNM_ZC_IORING_OP_RECV_ZC          58
+#define CNM_ZC_IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#define CNM_ZC_IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#define CNM_ZC_IORING_SETUP_CQE32         (1U << 11)
+#define CNM_ZC_IORING_SETUP_SQE128        (1U << 10)
+#define CNM_ZC_IORING_SETUP_NO_SQARRAY    (1U << 16)
+#define CNM_ZC_IORING_FEAT_RECVSEND_BUNDLE (1U << 14)
+#define CNM_ZC_IORING_FEAT_NATIVE_WORKERS (1U << 9)
+#define CNM_ZC_IOU_PBUF_RING_INC          2
+#define CNM_ZC_IORING_RECV_MULTISHOT      (1U << 1)
+#define CNM_ZC_IORING_CQE_F_MORE          (1U << 1)
+#define CNM_ZC_IORING_MEM_REGION_TYPE_USER 1
+#define CNM_ZC_IORING_ZCRX_AREA_SHIFT     48
+#define CNM_ZC_IORING_ZCRX_AREA_DMABUF    1
+#define CNM_ZC_IORING_OFF_SQ_RING         0ULL
+#define CNM_ZC_IORING_OFF_CQ_RING         0x8000000ULL
+#define CNM_ZC_IORING_OFF_SQES            0x10000000ULL
+#define CNM_ZC_IORING_ENTER_GETEVENTS     1U
 
 /// Mirrors `struct io_uring_zcrx_rqe` (16 bytes): one refill-queue entry.
 struct cnm_zcrx_rqe {

@@ -104,22 +104,22 @@ public struct DoctorReport: Sendable {
                                detail: caps.pbuf_inc_errno == 0 ? "IOU_PBUF_RING_INC accepted" : "refused: \(errnoText(caps.pbuf_inc_errno))",
                                checked: "IORING_REGISTER_PBUF_RING with IOU_PBUF_RING_INC",
                                fix: caps.pbuf_inc_errno == 0 ? nil : "needs Linux 6.12 or later"))
-        let bundles = caps.features & UInt32(CNM_IORING_FEAT_RECVSEND_BUNDLE) != 0
+        let bundles = caps.features & UInt32(CNM_ZC_IORING_FEAT_RECVSEND_BUNDLE) != 0
         out.append(DoctorCheck(area: "io_uring", subject: "recv/send bundles", status: bundles ? .ok : .missing,
                                detail: bundles ? "IORING_FEAT_RECVSEND_BUNDLE set" : "IORING_FEAT_RECVSEND_BUNDLE not set",
                                checked: "io_uring_params.features", fix: bundles ? nil : "needs Linux 6.10 or later"))
         let ops = withUnsafeBytes(of: caps.op_supported) { Array($0) }
-        let sendZC = caps.probe_errno == 0 && ops[Int(CNM_IORING_OP_SEND_ZC)] != 0
+        let sendZC = caps.probe_errno == 0 && ops[Int(CNM_ZC_IORING_OP_SEND_ZC)] != 0
         out.append(DoctorCheck(area: "io_uring", subject: "SEND_ZC", status: sendZC ? .ok : .missing,
-                               detail: sendZC ? "opcode \(CNM_IORING_OP_SEND_ZC) supported" : "opcode \(CNM_IORING_OP_SEND_ZC) not supported",
+                               detail: sendZC ? "opcode \(CNM_ZC_IORING_OP_SEND_ZC) supported" : "opcode \(CNM_ZC_IORING_OP_SEND_ZC) not supported",
                                checked: "IORING_REGISTER_PROBE", fix: sendZC ? nil : "needs Linux 6.0 or later"))
-        let recvZC = caps.probe_errno == 0 && ops[Int(CNM_IORING_OP_RECV_ZC)] != 0
+        let recvZC = caps.probe_errno == 0 && ops[Int(CNM_ZC_IORING_OP_RECV_ZC)] != 0
         let zcRing = caps.zcrx_ring_errno == 0
         out.append(DoctorCheck(area: "io_uring", subject: "zcrx (RECV_ZC)", status: recvZC && zcRing ? .ok : .missing,
                                detail: recvZC
-                                   ? (zcRing ? "opcode \(CNM_IORING_OP_RECV_ZC) supported; DEFER_TASKRUN|CQE32 rings work (a capable NIC is still needed, see the zcrx lines)"
+                                   ? (zcRing ? "opcode \(CNM_ZC_IORING_OP_RECV_ZC) supported; DEFER_TASKRUN|CQE32 rings work (a capable NIC is still needed, see the zcrx lines)"
                                              : "opcode supported but a DEFER_TASKRUN|CQE32 ring was refused: \(errnoText(caps.zcrx_ring_errno))")
-                                   : "opcode \(CNM_IORING_OP_RECV_ZC) not supported",
+                                   : "opcode \(CNM_ZC_IORING_OP_RECV_ZC) not supported",
                                checked: "IORING_REGISTER_PROBE + io_uring_setup(SINGLE_ISSUER|DEFER_TASKRUN|CQE32)",
                                fix: recvZC && zcRing ? nil : "needs Linux 6.15 or later built with CONFIG_IO_URING_ZCRX"))
         return out
