@@ -162,14 +162,18 @@ public final class PagePool: @unchecked Sendable {
             }
             let take = Swift.min(cacheCount, want &- n)
             let word = handedWord
+            // Locals, so the loop keeps them in registers across the metadata stores.
+            let top = cacheCount
+            let cache = self.cache
+            let out = buffer.baseAddress.unsafelyUnwrapped + n
             var i = 0
             while i < take {
-                cacheCount &-= 1
-                let ref = cache[cacheCount]
+                let ref = cache[top &- 1 &- i]
                 ChunkMeta.word(ref).pointee.store(word, ordering: .relaxed)
-                buffer[n &+ i] = ref
+                out[i] = ref
                 i &+= 1
             }
+            cacheCount = top &- take
             n &+= take
         }
         counters.allocFast.add(n)
@@ -279,20 +283,26 @@ public final class PagePool: @unchecked Sendable {
     /// from other threads).
     @inlinable
     public func recycle(_ refs: UnsafeBufferPointer<NetmemRef>) {
+        if refs.isEmpty { return }
         if cnm_thread_token() == ownerToken && !closed.load(ordering: .relaxed) {
             let handed = handedWord
             let owned = ownedWord
+            let cache = self.cache
+            let room = cacheCapacity &- cacheCount
+            let fits = Swift.min(room, refs.count)
+            let dst = cache + cacheCount
+            let src = refs.baseAddress.unsafelyUnwrapped
             var i = 0
-            while i < refs.count && cacheCount < cacheCapacity {
-                let ref = refs[i]
+            while i < fits {
+                let ref = src[i]
                 let word = ChunkMeta.word(ref)
                 let v = word.pointee.load(ordering: .relaxed)
                 if v != handed { badReturn(ref, word: v) }
                 word.pointee.store(owned, ordering: .relaxed)
-                cache[cacheCount] = ref
-                cacheCount &+= 1
+                dst[i] = ref
                 i &+= 1
             }
+            cacheCount &+= fits
             counters.recycleCached.add(i)
             while i < refs.count {
                 recycle(refs[i])
