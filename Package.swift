@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "NetmemURing", targets: ["NetmemURing"]),
         .library(name: "NetmemXDP", targets: ["NetmemXDP"]),
         .library(name: "NetmemKernel", targets: ["NetmemKernel"]),
+        .library(name: "NetmemGPU", targets: ["NetmemGPU"]),
         .executable(name: "netmem", targets: ["netmem"]),
     ],
     dependencies: [
@@ -68,10 +69,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // GPU memory: a CUDA exporter loaded at run time (dlopen), pinned host staging,
+        // bounce copies and the unpack step.
+        .target(
+            name: "NetmemGPU",
+            dependencies: [
+                "NetmemDevice", "Netmem", "CNetmemLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "netmem",
             dependencies: [
-                "Netmem", "NetmemDevice", "NetmemURing", "NetmemXDP", "NetmemKernel",
+                "Netmem", "NetmemDevice", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
                 "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -87,6 +98,7 @@ let package = Package(
             dependencies: ["NetmemURing", "NetmemDevice", "Netmem", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem"]),
+        .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemDevice", "Netmem"]),
         .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem"]),
     ],
     swiftLanguageModes: [.v6]

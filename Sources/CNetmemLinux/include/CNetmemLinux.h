@@ -9,5 +9,6 @@
 #include "cnm_uring.h"
 #include "cnm_xdp.h"
 #include "cnm_netlink.h"
+#include "cnm_cuda.h"
 
 #endif

@@ -1,0 +1,1 @@
+// NetmemGPU module: see issue 7.
