@@ -330,10 +330,13 @@ public final class PagePool: @unchecked Sendable {
     @inline(never)
     @usableFromInline
     func recycleForeign(_ ref: NetmemRef) {
+        // A load and a store, not a compare-and-swap: the check catches every double
+        // return except two returns of one buffer racing each other, and saves a locked
+        // instruction on the cross-thread path.
         let word = ChunkMeta.word(ref)
-        let (ok, v) = word.pointee.compareExchange(expected: handedWord, desired: ownedWord,
-                                                    successOrdering: .relaxed, failureOrdering: .relaxed)
-        if !ok { badReturn(ref, word: v) }
+        let v = word.pointee.load(ordering: .relaxed)
+        if v != handedWord { badReturn(ref, word: v) }
+        word.pointee.store(ownedWord, ordering: .relaxed)
         if !ring.push(ref.rawValue) {
             counters.recycleRingFull.add(1)
             giveToProvider(ref)
@@ -346,9 +349,9 @@ public final class PagePool: @unchecked Sendable {
     func recycleForeign(_ refs: UnsafeBufferPointer<NetmemRef>) {
         for ref in refs {
             let word = ChunkMeta.word(ref)
-            let (ok, v) = word.pointee.compareExchange(expected: handedWord, desired: ownedWord,
-                                                        successOrdering: .relaxed, failureOrdering: .relaxed)
-            if !ok { badReturn(ref, word: v) }
+            let v = word.pointee.load(ordering: .relaxed)
+            if v != handedWord { badReturn(ref, word: v) }
+            word.pointee.store(ownedWord, ordering: .relaxed)
         }
         let pushed = ring.push(refs)
         if pushed < refs.count {
