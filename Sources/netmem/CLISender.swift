@@ -18,6 +18,8 @@ struct CLISendPlan: Sendable {
     var sha256 = false
     /// Keep a SHA-256 of every frame's CRC-32C, in order (the demo's end-to-end check).
     var digestFrameCRCs = false
+    /// Send payloads with io_uring SEND_ZC from registered buffers (headers go plain).
+    var zeroCopy = false
 }
 
 struct CLISendResult: Sendable {
@@ -26,6 +28,8 @@ struct CLISendResult: Sendable {
     var seconds = 0.0
     var sha256: String?
     var frameCRCDigest: String?
+    /// The zero-copy sender's counters (with `zeroCopy`).
+    var zeroCopy: ZeroCopySender.Statistics?
 }
 
 /// A plain blocking send loop (`sendmsg` of header + payload per frame, `send` per
@@ -53,6 +57,8 @@ enum CLISender {
         let start = CLIClock.now
         let deadline = plan.seconds.map { start + $0 }
         var headerBytes = [UInt8](repeating: 0, count: FrameHeader.size)
+        let zc: ZeroCopySender? = plan.zeroCopy ? try ZeroCopySender(socket: socket) : nil
+        var tag: UInt32 = 0
 
         func sendOne(_ payload: UnsafeRawBufferPointer) throws {
             if plan.framed {
@@ -62,8 +68,16 @@ enum CLISender {
                 }
                 try headerBytes.withUnsafeMutableBytes { h in
                     header.encode(into: h)
-                    try BlockingSocket.sendAll(socket, UnsafeRawBufferPointer(h), payload)
+                    if let zc {
+                        // The header goes plain (copied); the payload without a copy.
+                        try zc.sendPlain(UnsafeRawBufferPointer(h))
+                        if payload.count > 0 { try zc.send(payload, tag: tag) }
+                    } else {
+                        try BlockingSocket.sendAll(socket, UnsafeRawBufferPointer(h), payload)
+                    }
                 }
+            } else if let zc {
+                try zc.send(payload, tag: tag)
             } else {
                 try BlockingSocket.sendAll(socket, payload)
             }
@@ -75,9 +89,19 @@ enum CLISender {
         if let path = plan.file {
             let file = try FileDescriptor.open(FilePath(path), .readOnly)
             defer { try? file.close() }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: plan.messageSize, alignment: 4096)
-            defer { buffer.deallocate() }
+            // Two buffers, so one can be read into while the kernel may still send from the other.
+            let buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: plan.messageSize, alignment: 4096) }
+            defer {
+                // Memory the kernel may still read must stay allocated: leak it then.
+                if zc == nil || (try? zc!.drain(timeout: .seconds(10))) != nil { for b in buffers { b.deallocate() } }
+            }
+            try zc?.register(buffers: buffers)
+            var which = 0
             while !CLIStopSignal.isRequested {
+                let buffer = buffers[which]
+                tag = UInt32(which + 1)
+                which ^= 1
+                try zc?.waitUntilReusable(tag: tag)
                 var filled = 0
                 while filled < buffer.count {
                     let n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
@@ -91,7 +115,11 @@ enum CLISender {
         } else {
             let span = max(8 << 20, plan.messageSize * 2)
             let pattern = Self.pattern(span + plan.messageSize)
-            defer { pattern.deallocate() }
+            defer {
+                if zc == nil || (try? zc!.drain(timeout: .seconds(10))) != nil { pattern.deallocate() }
+            }
+            // The pattern never changes, so sends from it need not wait for notifications.
+            try zc?.register(buffers: [pattern])
             var offset = 0
             while !CLIStopSignal.isRequested {
                 var size = plan.messageSize
@@ -104,6 +132,14 @@ enum CLISender {
                 offset = (offset + 4096 * 37) % span
             }
         }
+        if let zc {
+            do {
+                try zc.drain(timeout: .seconds(10))
+            } catch {
+                throw CLIError("zero-copy send: \(zc.notificationsOutstanding) notifications never came (\(error)); the memory may still be in use")
+            }
+        }
+        result.zeroCopy = zc?.statistics
         result.seconds = CLIClock.now - start
         result.sha256 = sha.map { CLIFormat.hex($0.finalize()) }
         result.frameCRCDigest = crcDigest.map { CLIFormat.hex($0.finalize()) }

@@ -40,9 +40,6 @@ struct SendCommand: ParsableCommand {
 
     func run() throws {
         CLIStopSignal.install()
-        if zerocopy {
-            throw CLIError("--zerocopy: the io_uring zero-copy sender is not available in this build yet; send without --zerocopy")
-        }
         let address = try parseAddress(connect)
         let socket: FileDescriptor
         do {
@@ -58,6 +55,7 @@ struct SendCommand: ParsableCommand {
         plan.crc = crc
         plan.file = file
         plan.sha256 = sha256
+        plan.zeroCopy = zerocopy
         let result: CLISendResult
         do {
             result = try CLISender.send(plan, to: socket)
@@ -69,5 +67,9 @@ struct SendCommand: ParsableCommand {
             + "\(CLIFormat.fixed(result.seconds, 2)) s (\(CLIFormat.fixed(CLIFormat.gbit(bytes: result.bytes, seconds: result.seconds), 2)) Gbit/s)"
         if let sha = result.sha256 { line += ", sha256 \(sha)" }
         print(line)
+        if let z = result.zeroCopy {
+            print("zero-copy: \(z.zeroCopySends) SEND_ZC sends (\(z.fixedBufferSends) from registered buffers), "
+                + "\(z.notifications) notifications, \(z.copiedByKernel) copied by the kernel anyway, \(z.plainSends) plain")
+        }
     }
 }

@@ -1,1 +1,0 @@
-// NetmemGPU module: see issue 7.
