@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <linux/netlink.h>
+#include <net/if.h>
 
 _Static_assert(sizeof(struct cnm_dmabuf_cmsg) == 24, "struct dmabuf_cmsg is 24 bytes");
 _Static_assert(sizeof(struct cnm_dmabuf_token) == 8, "struct dmabuf_token is 8 bytes");
@@ -81,6 +82,23 @@ int cnm_nl_open(const char *netns_path) {
     close(target);
     close(self);
     return fd;
+}
+
+int cnm_netns_ifname(const char *netns_path, unsigned int ifindex, char *buf) {
+    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (self < 0) return -errno;
+    int target = open(netns_path, O_RDONLY | O_CLOEXEC);
+    if (target < 0) { int e = errno; close(self); return -e; }
+    int r = 0;
+    if (setns(target, CLONE_NEWNET) < 0) {
+        r = -errno;
+    } else {
+        if (if_indextoname(ifindex, buf) == NULL) r = -errno;
+        if (setns(self, CLONE_NEWNET) < 0 && r == 0) r = -errno;
+    }
+    close(target);
+    close(self);
+    return r;
 }
 
 long cnm_nl_send(int fd, const void *buf, size_t len) {

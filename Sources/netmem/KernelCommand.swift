@@ -20,8 +20,8 @@ struct KernelCommand: ParsableCommand {
 
     static func ifname(_ ifindex: UInt32?, netns: String?) -> String {
         guard let ifindex else { return "-" }
-        // Names are per namespace; only look them up when we query our own.
-        if netns != nil { return "-" }
+        // Names are per namespace: look them up where the query ran.
+        if let netns { return NetworkInterface.name(ifindex: ifindex, namespacePath: netns) ?? "-" }
         return NetworkInterface.name(ifindex: ifindex) ?? "-"
     }
 

@@ -46,6 +46,7 @@ import Testing
         // Namespace end: only visible from a socket made inside the namespace.
         let nsLinks = fx.ipLinkIndexes(inNamespace: true)
         let nsIndex = try #require(nsLinks.first { $0.value == fx.nsEnd }?.key)
+        #expect(NetworkInterface.name(ifindex: nsIndex, namespacePath: fx.namespacePath) == fx.nsEnd)
         var inside = try NetdevClient(namespacePath: fx.namespacePath)
         let nsDevices = try inside.devices()
         #expect(Set(nsDevices.map(\.ifindex)) == Set(nsLinks.keys), "dev-get in the namespace must list exactly what `ip -n` lists")

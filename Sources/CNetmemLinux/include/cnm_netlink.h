@@ -342,6 +342,9 @@ static inline void cnm_zc_store_release(uint32_t *p, uint32_t v) { __atomic_stor
 /// created inside that network namespace (setns on the calling thread, then back).
 /// Returns the fd or -errno.
 int cnm_nl_open(const char *netns_path);
+/// Mirrors `if_indextoname(3)` inside the network namespace at `netns_path` (setns on
+/// the calling thread, then back). `buf` must hold 16 bytes. Returns 0 or -errno.
+int cnm_netns_ifname(const char *netns_path, unsigned int ifindex, char *buf);
 /// Mirrors `send(2)` on a netlink socket. Returns bytes or -errno (EINTR retried).
 long cnm_nl_send(int fd, const void *buf, size_t len);
 /// Mirrors `recv(2)`; with `peek_size` the message is peeked with MSG_TRUNC to learn its

@@ -1,3 +1,4 @@
+import CNetmemLinux
 import Glibc
 
 /// Interface names and indexes in the caller's network namespace.
@@ -6,6 +7,13 @@ public enum NetworkInterface {
     public static func name(ifindex: UInt32) -> String? {
         var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
         guard if_indextoname(ifindex, &buf) != nil else { return nil }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The name of `ifindex` inside the network namespace at `namespacePath`.
+    public static func name(ifindex: UInt32, namespacePath: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 32)
+        guard cnm_netns_ifname(namespacePath, ifindex, &buf) == 0 else { return nil }
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
