@@ -199,6 +199,33 @@ func loopbackTCPPair() throws -> (client: Int32, server: Int32) {
         }
     }
 
+    /// A real MSG_CTRUNC from the kernel: loopback TCP with SO_TIMESTAMPNS and TCP_INQ
+    /// makes two control messages (32 + 24 bytes) that do not fit the 40-byte minimum.
+    @Test func truncatedControlMessagesAreATypedError() throws {
+        let (c, s) = try loopbackTCPPair()
+        defer { close(c) }
+        var one: Int32 = 1
+        #expect(setsockopt(s, SOL_SOCKET, 35 /* SO_TIMESTAMPNS */, &one, 4) == 0)
+        #expect(setsockopt(s, Int32(IPPROTO_TCP), 36 /* TCP_INQ */, &one, 4) == 0)
+        let socket = try DevmemSocket(adopting: FileDescriptor(rawValue: s), controlCapacity: DevmemControlMessages.spacePerMessage)
+        let payload = Array("truncate me".utf8)
+        #expect(write(c, payload, payload.count) == payload.count)
+        do {
+            let m = try socket.receive()
+            // A kernel that stamped no timestamp sends only TCP_INQ, which fits.
+            #expect(m?.linear == payload)
+            print("note: the kernel sent control messages that fit; MSG_CTRUNC was not provoked")
+        } catch {
+            guard case let .controlTruncated(size, parsed) = error else {
+                Issue.record("expected controlTruncated, got \(error)")
+                return
+            }
+            #expect(size == DevmemControlMessages.spacePerMessage)
+            #expect(parsed == 0)
+            #expect(error.description.contains("MSG_CTRUNC"))
+        }
+    }
+
     @Test(.enabled(if: geteuid() == 0, "bind-rx needs CAP_NET_ADMIN; run as root"))
     func bindRXOnLoopbackNamesTheMissingPieces() throws {
         let memfd = cnm_memfd_create("netmem-devmem-test", CNM_MFD_CLOEXEC)

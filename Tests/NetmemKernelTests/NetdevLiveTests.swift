@@ -66,6 +66,25 @@ import Testing
         #expect(rootAll.contains { $0.ifindex == rootIndex })
     }
 
+    @Test func getsAgreeWithDumps() throws {
+        var client = try NetdevClient()
+        for q in try client.queues(ifindex: 1) {
+            #expect(try client.queue(ifindex: q.ifindex, id: q.id, type: q.type) == q)
+        }
+        for n in try client.napis() {
+            #expect(try client.napi(id: n.id).ifindex == n.ifindex)
+        }
+        for p in try client.pagePools() {
+            #expect(try client.pagePool(id: p.id).id == p.id)
+        }
+        do {
+            _ = try client.pagePool(id: 0xffff_fff0)
+            Issue.record("page-pool-get for a missing id succeeded")
+        } catch {
+            #expect(error.kernelErrno != nil, "expected the kernel's refusal, got \(error)")
+        }
+    }
+
     @Test func familyErrorsAreTyped() {
         #expect(throws: NetlinkError.familyNotFound("nmnofamily")) {
             _ = try GenericNetlinkSocket(family: "nmnofamily")

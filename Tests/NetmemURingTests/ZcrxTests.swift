@@ -102,6 +102,29 @@ import Testing
         }
     }
 
+    /// A region's fd as the area: registration is attempted with IORING_ZCRX_AREA_DMABUF
+    /// and refused on loopback with a typed error.
+    @Test(.enabled(if: geteuid() == 0, "IORING_REGISTER_ZCRX_IFQ needs CAP_NET_ADMIN; run as root"))
+    func regionAreaRegistrationIsRefusedWithATypedError() throws {
+        let region = try DeviceMemoryRegion(exporter: MemfdExporter(size: 1 << 20))
+        let area = try ZcrxArea.region(region)
+        guard case let .dmabuf(fd, bytes) = area else {
+            Issue.record("a region's area must be a dma-buf area")
+            return
+        }
+        #expect(fd == region.fileDescriptor?.rawValue && bytes == 1 << 20)
+        do {
+            _ = try ZcrxQueue(.init(interface: "lo", queue: 0, area: area, refillEntries: 64))
+            Issue.record("zcrx registration with a memfd area on lo unexpectedly succeeded")
+        } catch {
+            print("zcrx with a region area on lo: \(error)")
+            guard case .registrationRefused = error else {
+                Issue.record("expected registrationRefused, got \(error)")
+                return
+            }
+        }
+    }
+
     /// Registration on loopback must fail, and the error must say the driver lacks support.
     @Test(.enabled(if: geteuid() == 0, "IORING_REGISTER_ZCRX_IFQ needs CAP_NET_ADMIN; run as root"))
     func registrationOnLoopbackSaysTheDriverLacksSupport() {

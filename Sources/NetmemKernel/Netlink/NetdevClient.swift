@@ -46,6 +46,56 @@ public struct NetdevClient: ~Copyable {
         return out.sorted { ($0.ifindex, $0.type.rawValue, $0.id) < ($1.ifindex, $1.type.rawValue, $1.id) }
     }
 
+    /// Mirrors `queue-get` (do) for one queue.
+    public mutating func queue(ifindex: UInt32, id: UInt32, type: NetdevQueueType) throws(NetlinkError) -> NetdevQueue {
+        let replies = try socket.request(UInt8(CNM_NETDEV_CMD_QUEUE_GET),
+                                         what: "netdev queue-get ifindex \(ifindex) \(type) \(id)") {
+            $0.put(CNM_NETDEV_A_QUEUE_IFINDEX, u32: ifindex)
+            $0.put(CNM_NETDEV_A_QUEUE_TYPE, u32: type.rawValue)
+            $0.put(CNM_NETDEV_A_QUEUE_ID, u32: id)
+        }
+        guard let first = replies.first else {
+            throw .missingAttribute(what: "queue-get reply", attribute: UInt16(CNM_NETDEV_A_QUEUE_ID))
+        }
+        return try NetdevQueue(attributes: first)
+    }
+
+    /// Mirrors `napi-get` (do) for one NAPI id.
+    public mutating func napi(id: UInt32) throws(NetlinkError) -> NetdevNAPI {
+        let replies = try socket.request(UInt8(CNM_NETDEV_CMD_NAPI_GET), what: "netdev napi-get id \(id)") {
+            $0.put(CNM_NETDEV_A_NAPI_ID, u32: id)
+        }
+        guard let first = replies.first else {
+            throw .missingAttribute(what: "napi-get reply", attribute: UInt16(CNM_NETDEV_A_NAPI_ID))
+        }
+        return try NetdevNAPI(attributes: first)
+    }
+
+    /// Mirrors `page-pool-get` (do) for one pool.
+    public mutating func pagePool(id: UInt64) throws(NetlinkError) -> NetdevPagePool {
+        let replies = try socket.request(UInt8(CNM_NETDEV_CMD_PAGE_POOL_GET), what: "netdev page-pool-get id \(id)") {
+            $0.put(CNM_NETDEV_A_PAGE_POOL_ID, u64: id)
+        }
+        guard let first = replies.first else {
+            throw .missingAttribute(what: "page-pool-get reply", attribute: UInt16(CNM_NETDEV_A_PAGE_POOL_ID))
+        }
+        return try NetdevPagePool(attributes: first)
+    }
+
+    /// Mirrors `page-pool-stats-get` (do) for one pool (the request nests the pool id in
+    /// `info`).
+    public mutating func pagePoolStats(id: UInt64) throws(NetlinkError) -> NetdevPagePoolStats {
+        let replies = try socket.request(UInt8(CNM_NETDEV_CMD_PAGE_POOL_STATS_GET), what: "netdev page-pool-stats-get id \(id)") {
+            $0.beginNest(CNM_NETDEV_A_PAGE_POOL_STATS_INFO)
+            $0.put(CNM_NETDEV_A_PAGE_POOL_ID, u64: id)
+            $0.endNest()
+        }
+        guard let first = replies.first else {
+            throw .missingAttribute(what: "page-pool-stats-get reply", attribute: UInt16(CNM_NETDEV_A_PAGE_POOL_STATS_INFO))
+        }
+        return try NetdevPagePoolStats(attributes: first)
+    }
+
     /// Mirrors `napi-get` (dump), optionally for one device.
     public mutating func napis(ifindex: UInt32? = nil) throws(NetlinkError) -> [NetdevNAPI] {
         var out: [NetdevNAPI] = []

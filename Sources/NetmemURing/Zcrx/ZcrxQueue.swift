@@ -9,6 +9,14 @@ public enum ZcrxArea: Sendable {
     case host(bytes: Int)
     /// A dma-buf (a region's fd) of `bytes`; the CPU may not read it.
     case dmabuf(fd: Int32, bytes: Int)
+
+    /// A device-memory region's dma-buf as the area.
+    public static func region(_ region: DeviceMemoryRegion) throws(ZcrxError) -> ZcrxArea {
+        guard let fd = region.fileDescriptor else {
+            throw .invalidConfiguration("region \(region.id) has no file descriptor to register as a zcrx area")
+        }
+        return .dmabuf(fd: fd.rawValue, bytes: region.size)
+    }
 }
 
 /// What one reap of a zcrx queue produced.
