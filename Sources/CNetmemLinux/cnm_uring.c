@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "cnm_uring.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -133,3 +134,5 @@ void *cnm_uring_map_pbuf_ring(int fd, uint16_t bgid, size_t length, int *err) {
     *err = 0;
     return p;
 }
+
+int cnm_o_direct(void) { return O_DIRECT; }

@@ -30,7 +30,7 @@ extern "C" {
 #define CNM_IORING_FEAT_RECVSEND_BUNDLE  (1U << 14)
 
 // MARK: - io_uring_enter flags
-#define CNM_IORING_ENTER_GETEVENTS       (1U << 0)
+#define CNM_IORING_ENTER_GETEVENTS       1U
 #define CNM_IORING_ENTER_EXT_ARG         (1U << 3)
 
 // MARK: - SQ ring flags
@@ -264,6 +264,9 @@ void cnm_uring_unmap(struct cnm_uring_rings *rings);
 /// Maps a kernel-allocated provided-buffer ring (IOU_PBUF_RING_MMAP). Returns the address
 /// or NULL with *err set.
 void *cnm_uring_map_pbuf_ring(int fd, uint16_t bgid, size_t length, int *err);
+
+/// The platform's O_DIRECT open flag (not importable without _GNU_SOURCE).
+int cnm_o_direct(void);
 
 // MARK: - Ring access (inline: the hot path)
 
