@@ -57,7 +57,7 @@ public struct DoctorReport: Sendable {
     }
 
     /// Drivers known to implement the queue-management ops devmem TCP and zcrx need.
-    public static let queueManagementDrivers: Set<String> = ["mlx5_core", "bnxt_en", "gve", "fbnic", "idpf", "netdevsim"]
+    public static let queueManagementDrivers: Set<String> = ["mlx5_core", "bnxt_en", "gve", "fbnic", "netdevsim"]
 
     /// Runs every check.
     public static func build() -> DoctorReport {
