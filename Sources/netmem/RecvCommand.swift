@@ -87,6 +87,11 @@ struct RecvCommand: ParsableCommand {
         ]
         lines += session.summaryLines()
         for line in lines { print(line) }
+        let f = session.inFlight
+        if f.pool != 0 || f.segments != 0 || f.tokens != 0 {
+            logger.error("buffers left in flight at exit: pool \(f.pool), segments \(f.segments), tokens \(f.tokens)")
+            throw ExitCode(1)
+        }
     }
 }
 
