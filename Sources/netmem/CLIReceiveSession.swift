@@ -43,6 +43,10 @@ final class CLIReceiveSession: @unchecked Sendable {
     let provider: any MemoryProvider
     let area: NetmemArea
     let pool: PagePool
+    /// With `--provider memfd`: the memfd region bound (as a device-memory region) to a
+    /// virtual receive queue; it is the pool's provider.
+    let binding: DevmemBinding?
+    private static let nextQueue = Atomic<Int>(0)
     let receiver: StreamReceiver
     let framer: StreamFramer
     let logger: Logger
@@ -70,15 +74,29 @@ final class CLIReceiveSession: @unchecked Sendable {
         self.logger = logger
         // Twice the ring's buffers, so chunks the application still holds do not starve it.
         let chunks = options.bufferCount * 2
-        let provider = try options.provider.make(chunkSize: options.chunkSize, count: chunks)
-        self.provider = provider
-        switch provider {
-        case let p as HostPageProvider: area = p.area
-        case let p as HugePageProvider: area = p.area
-        case let p as SharedMemoryProvider: area = p.area
-        default: preconditionFailure("unknown provider \(provider)")
+        if options.provider == .memfd {
+            guard DevmemBinding.allowedChunkSizes.contains(options.chunkSize) else {
+                throw CLIError("a memfd region's binding uses 4K, 64K or 2M chunks, not \(CLIFormat.bytes(options.chunkSize))")
+            }
+            let region = try DeviceMemoryRegion(exporter: MemfdExporter(size: chunks * options.chunkSize, name: "netmem-recv"))
+            let queue = ReceiveQueue(interface: "loopback", index: Self.nextQueue.add(1, ordering: .relaxed).newValue)
+            let binding = try DevmemBinding(region: region, queues: [queue], chunkSize: options.chunkSize)
+            self.binding = binding
+            provider = binding
+            area = binding.areas[0]
+            pool = try binding.makePool(for: queue, poolSize: chunks)
+        } else {
+            let provider = try options.provider.make(chunkSize: options.chunkSize, count: chunks)
+            self.provider = provider
+            switch provider {
+            case let p as HostPageProvider: area = p.area
+            case let p as HugePageProvider: area = p.area
+            case let p as SharedMemoryProvider: area = p.area
+            default: preconditionFailure("unknown provider \(provider)")
+            }
+            binding = nil
+            pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, name: "recv"))
         }
-        pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, name: "recv"))
         receiver = try StreamReceiver(pool: pool, configuration: StreamReceiver.Configuration(bufferCount: options.bufferCount))
         if options.framed {
             let largest = StreamFramer.largestPayload(for: receiver)
@@ -164,7 +182,9 @@ final class CLIReceiveSession: @unchecked Sendable {
 
     private func hash(_ message: Message, into sha: inout SHA256?) {
         for f in message.fragments {
-            guard let loc = f.location, let base = area.address(of: loc.ref) else { continue }
+            guard let loc = f.location else { continue }
+            let a = loc.ref.areaID == area.id ? area : loc.ref.area
+            guard let base = a.address(of: loc.ref) else { continue }
             sha?.update(bufferPointer: UnsafeRawBufferPointer(start: base + Int(loc.offset), count: f.length))
         }
     }
@@ -181,6 +201,16 @@ final class CLIReceiveSession: @unchecked Sendable {
         return "in flight \(s.buffersHeldByApplication) buffers (\(s.buffersInRing) in ring), \(framer.openConnections) open"
     }
 
+    /// Ends the session after `run` returned (on the calling thread, which becomes the
+    /// pool's owner): destroys the pool, so its cached chunks go back to the provider, and
+    /// unbinds the region. Returns the shutdown state.
+    func shutDown() -> (pool: PagePool.ShutdownStatus, binding: BindingReport?) {
+        pool.adoptOwnership()
+        pool.destroy()
+        binding?.unbind()
+        return (pool.pollShutdown(), binding?.report)
+    }
+
     /// The final statistics, one "name value" per line.
     func summaryLines() -> [String] {
         var lines: [String] = []
@@ -190,6 +220,7 @@ final class CLIReceiveSession: @unchecked Sendable {
         let f = inFlight
         lines.append("in flight: pool \(f.pool), segments \(f.segments), tokens \(f.tokens)")
         lines.append("provider: " + provider.describe().description)
+        if let binding { lines.append("binding: \(binding.report) (region \(binding.region))") }
         return lines
     }
 }

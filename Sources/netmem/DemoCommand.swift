@@ -107,7 +107,10 @@ struct DemoCommand: ParsableCommand {
         print("checksums: \(verified)/\(frames) CRC-32C verified, frame digest \(digestMatch ? "matches" : "DIFFERS")"
             + (report?.frameCRCDigest.map { " (\($0.prefix(16))…)" } ?? ""))
         for line in session.summaryLines() { print(line) }
-        print("binding: none (data path lands in the \(provider.rawValue) region's page pool directly)")
+        let (poolEnd, bindingEnd) = session.shutDown()
+        print("shutdown: pool \(poolEnd)" + (bindingEnd.map { ", \($0)" } ?? ""))
+        if poolEnd != .finished { failures.append("the pool did not finish after destroy: \(poolEnd)") }
+        if let b = bindingEnd, !b.freed { failures.append("the binding was not freed after unbind: \(b)") }
         if failures.isEmpty {
             print("result: OK")
         } else {
