@@ -206,8 +206,7 @@ public struct FrameParser<Item: Sendable>: ~Copyable {
     // MARK: - Raw mode
 
     private mutating func consumeRaw(_ segment: Segment, deliver: (ReceivedFrame) -> Void) {
-        let handle = ledger.enter(segment.item)
-        let token = ledger.issueToken(adopting: handle)
+        let token = ledger.enterIssuingToken(segment.item)
         let fragment = makeFragment(segment.location, offset: 0, length: segment.count, token: token)
         statistics.fragments += 1
         statistics.payloadBytes += segment.count
@@ -310,10 +309,7 @@ public struct FrameParser<Item: Sendable>: ~Copyable {
         }
         var fragments = pendingFragments
         if !pendingHandles.isEmpty {
-            var tokens: [UInt32] = []
-            tokens.reserveCapacity(pendingHandles.count)
-            ledger.issueTokens(adopting: pendingHandles, into: &tokens)
-            for i in fragments.indices { fragments[i].token = tokens[i] }
+            ledger.issueTokens(adopting: pendingHandles, assigningTo: &fragments)
         }
         pendingHandles.removeAll(keepingCapacity: true)
         pendingFragments.removeAll(keepingCapacity: true)

@@ -88,28 +88,53 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
     /// now owns its reference, and `dontNeed` drops it.
     public func issueTokens(adopting handles: [Handle], into tokens: inout [UInt32]) {
         state.withLock { s in
-            for h in handles {
-                precondition(s.segments[Int(h.slot)].references > 0, "token for a segment the ledger no longer keeps")
-                let token: UInt32
-                if let free = s.freeTokens.popLast() {
-                    token = free
-                    s.tokens[Int(token)] = h.slot
-                } else {
-                    token = UInt32(s.tokens.count)
-                    s.tokens.append(h.slot)
-                }
-                s.tokensOut += 1
-                tokens.append(token)
-            }
+            for h in handles { tokens.append(issueLocked(&s, h.slot)) }
         }
     }
 
     /// Turns one reference the caller owns into a token.
     public func issueToken(adopting handle: Handle) -> UInt32 {
-        var out: [UInt32] = []
-        out.reserveCapacity(1)
-        issueTokens(adopting: [handle], into: &out)
-        return out[0]
+        state.withLock { s in issueLocked(&s, handle.slot) }
+    }
+
+    /// Starts keeping a segment and gives its one reference to a new token at once (raw
+    /// mode: the whole segment is one fragment).
+    public func enterIssuingToken(_ item: Item) -> UInt32 {
+        state.withLock { s in
+            let slot: Int32
+            if let free = s.freeSegments.popLast() {
+                slot = free
+                s.segments[Int(slot)] = Slot(item: item, references: 1)
+            } else {
+                slot = Int32(s.segments.count)
+                s.segments.append(Slot(item: item, references: 1))
+            }
+            s.segmentsHeld += 1
+            return issueLocked(&s, slot)
+        }
+    }
+
+    /// Turns the references the caller owns into tokens, one per handle, and stores each
+    /// token in the fragment at the same index.
+    public func issueTokens(adopting handles: [Handle], assigningTo fragments: inout [Fragment]) {
+        precondition(handles.count == fragments.count, "one handle per fragment")
+        state.withLock { s in
+            for i in handles.indices { fragments[i].token = issueLocked(&s, handles[i].slot) }
+        }
+    }
+
+    private func issueLocked(_ s: inout State, _ slot: Int32) -> UInt32 {
+        precondition(s.segments[Int(slot)].references > 0, "token for a segment the ledger no longer keeps")
+        let token: UInt32
+        if let free = s.freeTokens.popLast() {
+            token = free
+            s.tokens[Int(token)] = slot
+        } else {
+            token = UInt32(s.tokens.count)
+            s.tokens.append(slot)
+        }
+        s.tokensOut += 1
+        return token
     }
 
     /// Gives back the tokens in `ranges`; each drops its segment reference. Mirrors
