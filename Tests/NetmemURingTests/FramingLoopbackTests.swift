@@ -56,7 +56,11 @@ final class FramingLoopback: @unchecked Sendable {
         return ok
     }()
 
-    let provider: HostPageProvider
+    let provider: any MemoryProvider
+    let area: NetmemArea
+    /// Set when the pool's memory is a memfd region bound to a (virtual) queue.
+    let binding: DevmemBinding?
+    static let nextQueue = Atomic<Int>(0)
     let pool: PagePool
     let receiver: StreamReceiver
     let framer: StreamFramer
@@ -68,9 +72,22 @@ final class FramingLoopback: @unchecked Sendable {
     private var thread: FramingThread?
     let runError = Mutex<String?>(nil)
 
-    init(mode: FrameParser<ReceivedSegment>.Mode, chunkSize: Int = 64 << 10, buffers: Int = 32) throws {
-        provider = try HostPageProvider(chunkSize: chunkSize, chunkCount: buffers * 2)
-        pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: buffers * 2, name: "framing-test"))
+    init(mode: FrameParser<ReceivedSegment>.Mode, chunkSize: Int = 64 << 10, buffers: Int = 32, bound: Bool = false) throws {
+        if bound {
+            let region = try DeviceMemoryRegion(exporter: MemfdExporter(size: buffers * 2 * chunkSize, name: "framing-test"))
+            let queue = ReceiveQueue(interface: "framing-test", index: Self.nextQueue.add(1, ordering: .relaxed).newValue)
+            let binding = try DevmemBinding(region: region, queues: [queue], chunkSize: chunkSize)
+            self.binding = binding
+            provider = binding
+            area = binding.areas[0]
+            pool = try binding.makePool(for: queue, poolSize: buffers * 2)
+        } else {
+            let host = try HostPageProvider(chunkSize: chunkSize, chunkCount: buffers * 2)
+            provider = host
+            area = host.area
+            binding = nil
+            pool = try PagePool(PagePool.Configuration(provider: host, poolSize: buffers * 2, name: "framing-test"))
+        }
         receiver = try StreamReceiver(pool: pool, configuration: StreamReceiver.Configuration(bufferCount: buffers))
         framer = StreamFramer(mode: mode, receiver: receiver)
         listener = try BlockingSocket.listen(on: SocketAddress(parsing: "127.0.0.1:0"))
@@ -79,8 +96,6 @@ final class FramingLoopback: @unchecked Sendable {
     }
 
     deinit { try? listener.close() }
-
-    var area: NetmemArea { provider.area }
 
     func start() {
         thread = FramingThread { [self] in
@@ -154,6 +169,15 @@ final class FramingLoopback: @unchecked Sendable {
         #expect(framer.ledger.tokensOutstanding == 0, "tokens still out", sourceLocation: sourceLocation)
         #expect(receiver.statistics.buffersHeldByApplication == 0, sourceLocation: sourceLocation)
         #expect(pool.inFlight == 0, "pool reports \(pool.inFlight) buffers in flight", sourceLocation: sourceLocation)
+        // Tear down as a queue does: destroy the pool, unbind; both must finish.
+        pool.adoptOwnership()
+        pool.destroy()
+        #expect(pool.pollShutdown() == .finished, sourceLocation: sourceLocation)
+        if let binding {
+            binding.unbind()
+            #expect(binding.report.outstanding == 0, "\(binding.report)", sourceLocation: sourceLocation)
+            #expect(binding.report.freed, "\(binding.report)", sourceLocation: sourceLocation)
+        }
     }
 }
 
@@ -179,10 +203,12 @@ struct FramingLoopbackTests {
     }
 
     @Test("Framed: random message sizes from 1 byte to 4 MiB arrive byte-exact, CRC checked",
-          .enabled(if: FramingLoopback.available, "needs io_uring provided-buffer rings"))
-    func framedByteExact() throws {
+          .enabled(if: FramingLoopback.available, "needs io_uring provided-buffer rings"),
+          arguments: [false, true])
+    func framedByteExact(bound: Bool) throws {
         // A frame's payload stays in the ring until it is complete: give it 10 MiB of buffers.
-        let lab = try FramingLoopback(mode: .framed(maxPayload: 4 << 20), buffers: 160)
+        // `bound`: the memory is a memfd region bound through a DevmemBinding.
+        let lab = try FramingLoopback(mode: .framed(maxPayload: 4 << 20), buffers: 160, bound: bound)
         #expect(StreamFramer.largestPayload(for: lab.receiver) >= 4 << 20)
         lab.start()
         var rng = SplitMix(seed: 2024)
