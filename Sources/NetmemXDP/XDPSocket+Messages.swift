@@ -29,14 +29,11 @@ extension XDPSocket {
                     pool.recycle(frame.ref)
                     messages.append(Message(linear: linear))
                 } else {
-                    guard let token = tokens.issue(frame.ref) else {
-                        preconditionFailure("token table of \(tokens.capacity) slots is full; it has one per UMEM frame")
-                    }
                     let offset = frame.offset + layout.headerLength
-                    let fragment = Fragment(
-                        regionOffset: (UInt64(frame.ref.chunk) << frameShift) + UInt64(offset),
-                        length: layout.payloadLength, token: token, regionID: UInt32(areaID),
-                        location: NetmemFragment(ref: frame.ref, offset: UInt32(offset), length: UInt32(layout.payloadLength)))
+                    let fragment = tokens.issue(
+                        NetmemFragment(ref: frame.ref, offset: UInt32(offset), length: UInt32(layout.payloadLength)),
+                        owner: releaser,
+                        regionOffset: (UInt64(frame.ref.chunk) << frameShift) + UInt64(offset), regionID: UInt32(areaID))
                     messages.append(Message(linear: linear, fragments: [fragment]))
                 }
                 counters.messages += 1

@@ -94,16 +94,17 @@ public struct XDPRingLevels: Sendable, Equatable {
 /// One thread runs the socket (the pool's owner: the creating thread, or the one that
 /// calls `adoptOwnership()`); tokens may be returned from anywhere. Closing (deinit)
 /// detaches the program, releases the socket, takes back every frame the kernel held and
-/// destroys the pool; frames the application still holds return to the provider when
-/// they are given back.
+/// destroys the pool; frames the application still holds (tokens not yet returned) go
+/// to the provider when their tokens come back.
 public struct XDPSocket: ~Copyable {
     public let configuration: XDPConfiguration
     public let interfaceIndex: UInt32
     /// Where the frames come from; its area is the UMEM.
     public let provider: HostPageProvider
     public let pool: PagePool
-    /// The tokens of delivered fragments.
-    public let tokens: XDPTokenTable
+    /// The tokens of delivered fragments (`tokens.dontNeed` gives frames back).
+    public let tokens: TokenTable
+    let releaser: XDPFrameReleaser
     /// Whether the redirect program runs in the driver (false: generic XDP, or none).
     public let programIsNative: Bool
     public internal(set) var counters = XDPCounters()
@@ -220,7 +221,8 @@ public struct XDPSocket: ~Copyable {
         areaID = area.id
         frameShift = UInt64(configuration.frameSize.trailingZeroBitCount)
         frameCount = configuration.frameCount
-        tokens = XDPTokenTable(capacity: configuration.frameCount, pool: pool)
+        tokens = TokenTable(name: "xdp \(name) queue \(configuration.queue)")
+        releaser = XDPFrameReleaser(pool: pool)
         inKernel = .allocate(capacity: configuration.frameCount)
         inKernel.initialize(repeating: false, count: configuration.frameCount)
         scratch = .allocate(capacity: Swift.max(configuration.receiveRingSize, configuration.transmitRingSize))

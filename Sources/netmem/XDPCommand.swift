@@ -111,7 +111,7 @@ struct XDPCommand: ParsableCommand {
         print("pool: \(rx.pool.stats)")
     }
 
-    private func returnTokens(_ ranges: inout [TokenRange], _ tokens: XDPTokenTable) throws {
+    private func returnTokens(_ ranges: inout [TokenRange], _ tokens: TokenTable) throws {
         guard !ranges.isEmpty else { return }
         do { _ = try tokens.dontNeed(ranges) } catch { throw CLIError("returning tokens: \(error)") }
         ranges.removeAll(keepingCapacity: true)
