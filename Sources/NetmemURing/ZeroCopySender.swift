@@ -48,6 +48,9 @@ public final class ZeroCopySender {
     private var nextSequence: UInt64 = 1
     /// user_data → tag of sends whose notification is outstanding.
     private var tagOfSend: [UInt64: UInt32] = [:]
+    /// Notifications that arrived before their send's own completion (the kernel may
+    /// post them in either order).
+    private var earlyNotifications: Set<UInt64> = []
 
     /// Sets up a ring for `socket` (the caller keeps and closes the socket). With
     /// `zeroCopy` false, or when the kernel lacks SEND_ZC, every send is plain.
@@ -155,7 +158,7 @@ public final class ZeroCopySender {
         try ring.prepareSendZeroCopy(socket: socket, bytes: bytes, registeredBuffer: fixed,
                                      reportUsage: reportUsage, userData: userData)
         let c = try waitForSend(userData, deadline: deadline)
-        if c.hasMore {
+        if c.hasMore && earlyNotifications.remove(userData) == nil {
             tagOfSend[userData] = tag
             pendingByTag[tag, default: 0] += 1
         }
@@ -221,6 +224,8 @@ public final class ZeroCopySender {
         if let tag = tagOfSend.removeValue(forKey: c.userData) {
             let left = (pendingByTag[tag] ?? 1) - 1
             pendingByTag[tag] = left > 0 ? left : nil
+        } else {
+            earlyNotifications.insert(c.userData)
         }
     }
 }
