@@ -309,3 +309,21 @@ struct FramingParserTests {
         h.expectNothingInFlight()
     }
 }
+
+@Suite("Frame parser: early rejection")
+struct FramingEarlyRejectTests {
+    @Test("A bad magic is reported as soon as 4 bytes arrived, even if the peer then closes")
+    func earlyMagic() throws {
+        let h = try ParserHarness(mode: .framed(maxPayload: 1 << 20))
+        let text = Array("GET / HTTP/1.1\r\n\r\n".utf8)
+        #expect(throws: FrameError.badMagic(UInt32(littleEndian: 0x2054_4547))) { try h.feed(text[...]) }
+        h.expectNothingInFlight()
+        // A valid prefix is accepted and then reported as closed mid-header.
+        var w = FrameWriter()
+        let frame = w.encode([1, 2, 3])
+        let h2 = try ParserHarness(mode: .framed(maxPayload: 1 << 20))
+        try h2.feed(frame[..<20])
+        #expect(throws: FrameError.closedInHeader(received: 20, expected: 32)) { try h2.parser.finish() }
+        h2.expectNothingInFlight()
+    }
+}

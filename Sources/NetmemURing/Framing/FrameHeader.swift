@@ -105,6 +105,27 @@ public struct FrameHeader: Sendable, Hashable, CustomStringConvertible {
         guard Int(payloadLength) <= maxPayload else { throw .payloadTooLarge(payloadLength, maximum: maxPayload) }
     }
 
+    /// Checks the fields that lie wholly inside `prefix` (the first bytes of a header
+    /// still being received), as `validate` would.
+    public static func validatePrefix(_ prefix: UnsafeRawBufferPointer, maxPayload: Int) throws(FrameError) {
+        if prefix.count >= 4 {
+            let magic = UInt32(littleEndian: prefix.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+            guard magic == Self.magic else { throw .badMagic(magic) }
+        }
+        if prefix.count >= 5 {
+            guard prefix[4] == Self.currentVersion else { throw .badVersion(prefix[4]) }
+        }
+        if prefix.count >= 8 {
+            let length = UInt16(littleEndian: prefix.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
+            guard Int(length) >= Self.size else { throw .headerLengthTooSmall(length) }
+            guard Int(length) <= Self.maxHeaderLength else { throw .headerLengthTooLarge(length) }
+        }
+        if prefix.count >= 16 {
+            let payload = UInt32(littleEndian: prefix.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+            guard Int(payload) <= maxPayload else { throw .payloadTooLarge(payload, maximum: maxPayload) }
+        }
+    }
+
     /// Whether the payload carries a CRC-32C.
     public var hasPayloadCRC: Bool { flags.contains(.payloadCRC32C) }
 

@@ -237,6 +237,14 @@ public struct FrameParser<Item: Sendable>: ~Copyable {
                 }
                 position += take
                 if filled + take < FrameHeader.size {
+                    // Reject a bad prefix at once (an unframed sender is told "wrong magic"
+                    // even when it sends fewer than 32 bytes and closes).
+                    let prefix: Result<Void, FrameError> = headerBytes.withUnsafeBytes { b in
+                        Result { () throws(FrameError) in
+                            try FrameHeader.validatePrefix(UnsafeRawBufferPointer(rebasing: b[..<(filled + take)]), maxPayload: maxPayload)
+                        }
+                    }
+                    try prefix.get()
                     state = .header(filled: filled + take)
                     continue
                 }
