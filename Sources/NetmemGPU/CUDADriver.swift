@@ -65,6 +65,13 @@ public final class CUDADriver: GPUDriver, @unchecked Sendable {
         return Probe(version: version, deviceCount: Int(count))
     }
 
+    /// Whether libcuda.so.1 loads with every entry point Netmem needs (a device may still
+    /// be missing).
+    public static var libraryLoads: Bool {
+        var err = [CChar](repeating: 0, count: 256)
+        return cnm_cuda_load(&err, err.count) == 0
+    }
+
     /// Whether a CUDA device can be used here (the driver loads and sees a device).
     public static var isAvailable: Bool {
         guard let p = try? probe() else { return false }

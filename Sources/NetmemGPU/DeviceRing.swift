@@ -40,6 +40,10 @@ public struct DeviceRing: Sendable {
         precondition(length >= 0, "ring reservation of \(length) bytes")
         let size = UInt64(roundUp(max(length, 0), alignment))
         guard size <= UInt64(capacity) else { return nil }
+        if first == slots.count {  // empty: start over at the beginning
+            write = 0
+            read = 0
+        }
         var start = write
         let offset = Int(start % UInt64(capacity))
         if offset + Int(size) > capacity { start += UInt64(capacity - offset) }  // skip the short tail

@@ -1,0 +1,154 @@
+import Netmem
+import NetmemDevice
+
+/// Measurements of the GPU landing paths for `netmem bench`: unpack (scattered device
+/// fragments gathered into a contiguous buffer) and bounce (host chunks copied to a device
+/// ring, tokens back on completion). They return numbers; the command prints them.
+public enum GPUBench {
+    public struct Result: Sendable, CustomStringConvertible {
+        public var name: String
+        public var bytes: Int
+        public var seconds: Double
+        /// Messages (batches) completed.
+        public var messages: Int
+        /// Device copies issued.
+        public var copies: Int
+        public var gigabytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds / 1e9 : 0 }
+        public var description: String {
+            let gbps = (gigabytesPerSecond * 100).rounded() / 100
+            return "\(name): \(bytes) bytes in \(messages) messages, \(copies) copies, \(gbps) GB/s"
+        }
+    }
+
+    public struct Parameters: Sendable {
+        /// Bytes per message.
+        public var messageSize = 1 << 20
+        /// Bytes per fragment (the NIC's or receive path's piece size).
+        public var fragmentSize = 4096
+        /// Bytes moved in all.
+        public var totalBytes = 1 << 30
+        /// Batches (messages) in flight.
+        public var inFlight = 8
+        /// Seed of the scatter order.
+        public var seed: UInt64 = 7
+        public init(messageSize: Int = 1 << 20, fragmentSize: Int = 4096, totalBytes: Int = 1 << 30, inFlight: Int = 8) {
+            self.messageSize = messageSize
+            self.fragmentSize = fragmentSize
+            self.totalBytes = totalBytes
+            self.inFlight = inFlight
+        }
+
+        func validate() throws(GPUError) {
+            guard fragmentSize > 0, messageSize >= fragmentSize, messageSize % fragmentSize == 0 else {
+                throw .invalidArgument("message size \(messageSize) must be a positive multiple of the fragment size \(fragmentSize)")
+            }
+            guard totalBytes >= messageSize, inFlight > 0 else {
+                throw .invalidArgument("total \(totalBytes) must hold a message of \(messageSize) bytes, in flight \(inFlight) at least 1")
+            }
+        }
+    }
+
+    /// Unpack GB/s: each message is `messageSize / fragmentSize` fragments at scattered
+    /// places of a device source region (4× the in-flight bytes), gathered in order into a
+    /// device destination.
+    public static func unpack(driver: any GPUDriver, _ p: Parameters = Parameters()) throws(GPUError) -> Result {
+        try p.validate()
+        let perMessage = p.messageSize / p.fragmentSize
+        let slots = perMessage * p.inFlight * 4
+        let source = try DeviceMemoryRegion.gpu(driver: driver, size: slots * p.fragmentSize, exportDmaBuf: false)
+        let destination = try DeviceMemoryRegion.gpu(driver: driver, size: p.messageSize * p.inFlight, exportDmaBuf: false)
+        var rng = SplitMix64(seed: p.seed)
+        var order = Array(0..<slots)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        let messages = (0..<4 * p.inFlight).map { m in
+            (0..<perMessage).map { k in
+                Fragment(regionOffset: UInt64(order[(m * perMessage + k) % slots] * p.fragmentSize), length: p.fragmentSize,
+                         token: 0, regionID: source.id)
+            }
+        }
+        let unpacker = try Unpacker(driver: driver, maxInFlight: p.inFlight)
+        let count = p.totalBytes / p.messageSize
+        // One warm-up message.
+        try unpacker.unpack(messages[0], from: source, into: destination)
+        _ = try unpacker.drain()
+        let copiesBefore = unpacker.statistics.copies
+        let clock = ContinuousClock()
+        let start = clock.now
+        for i in 0..<count {
+            try unpacker.unpack(messages[i % messages.count], from: source, into: destination,
+                                at: (i % p.inFlight) * p.messageSize)
+            _ = try unpacker.poll()
+        }
+        _ = try unpacker.drain()
+        let elapsed = clock.now - start
+        return Result(name: "unpack (\(driver.kind), \(p.fragmentSize)-byte fragments)", bytes: count * p.messageSize,
+                      seconds: seconds(elapsed), messages: count, copies: unpacker.statistics.copies - copiesBefore)
+    }
+
+    /// Bounce GB/s: messages of `fragmentSize` fragments carved from host chunks (a page
+    /// pool with a token table, as the receive path makes them) copied into a device ring;
+    /// tokens go back on completion and each landed message is released at once.
+    public static func bounce(driver: any GPUDriver, _ p: Parameters = Parameters()) throws(GPUError) -> Result {
+        try p.validate()
+        let chunkSize = 64 << 10
+        guard p.fragmentSize <= chunkSize else { throw .invalidArgument("fragment size \(p.fragmentSize) exceeds the 64 KiB chunk") }
+        let chunks = max(64, (p.messageSize * (p.inFlight + 2) * 2) / chunkSize)
+        let provider: HostPageProvider
+        let pool: PagePool
+        do {
+            provider = try HostPageProvider(chunkSize: chunkSize, chunkCount: chunks, options: [.populate])
+            pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, fragmentSize: p.fragmentSize, name: "bench bounce"))
+        } catch { throw .region(.core(error)) }
+        let table = TokenTable(name: "bench bounce")
+        let ring = try DeviceMemoryRegion.gpu(driver: driver, size: p.messageSize * p.inFlight * 2, exportDmaBuf: false)
+        let copier = try BounceCopier(driver: driver, destination: ring, consumer: table,
+                                      configuration: BounceCopier.Configuration(maxInFlight: p.inFlight))
+        let perMessage = p.messageSize / p.fragmentSize
+        let count = p.totalBytes / p.messageSize
+        let clock = ContinuousClock()
+        var start = clock.now
+        var copiesBefore = 0
+        var fragments: [Fragment] = []
+        fragments.reserveCapacity(perMessage)
+        for i in -1..<count {  // message -1 warms up
+            if i == 0 { start = clock.now; copiesBefore = copier.statistics.copies }
+            fragments.removeAll(keepingCapacity: true)
+            var spins = 0
+            while fragments.count < perMessage {
+                if let f = pool.allocateFragment(length: p.fragmentSize) {
+                    fragments.append(table.issue(f, owner: pool, regionOffset: 0, regionID: 0))
+                    continue
+                }
+                // Out of host chunks: they come back as copies complete.
+                for l in try copier.drain() { copier.release(l.id) }
+                spins += 1
+                if spins > 1000 { throw .invalidArgument("the bench pool of \(chunks) chunks cannot hold one message") }
+            }
+            try copier.submit(fragments)
+            for l in try copier.poll() { copier.release(l.id) }
+        }
+        for l in try copier.drain() { copier.release(l.id) }
+        let elapsed = clock.now - start
+        pool.destroy()
+        return Result(name: "bounce (\(driver.kind), \(p.fragmentSize)-byte fragments)", bytes: count * p.messageSize,
+                      seconds: seconds(elapsed), messages: count, copies: copier.statistics.copies - copiesBefore)
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        let c = d.components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+}
+
+/// A small seeded generator (SplitMix64) for scatter orders and test data.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
