@@ -80,6 +80,7 @@ public final class StreamReceiver: @unchecked Sendable {
 
     // Shared with other threads.
     private let stopRequested = Atomic<Bool>(false)
+    private let hasRun = Atomic<Bool>(false)
     private let pending = Mutex<[Pending]>([])
     private let counters = Counters()
     /// Per bid: references (1 while the kernel uses it + 1 per unreleased segment).
@@ -179,8 +180,9 @@ public final class StreamReceiver: @unchecked Sendable {
     /// pool; buffers the application still holds go to the pool when released.
     public func run(untilIdle: Bool = false, deadline: ContinuousClock.Instant? = nil,
                     handler: (ReceiveEvent) -> Void) throws(URingError) {
+        precondition(!hasRun.exchange(true, ordering: .acquiringAndReleasing),
+                     "StreamReceiver.run called twice: a receiver runs once (make a new one)")
         pool.adoptOwnership()
-        finished.withLock { $0 = false }
         let ring = try IOURing(IOURing.Options(entries: configuration.ringEntries,
                                                completionEntries: configuration.ringEntries * 4))
         let features = ring.probeFeatures()
@@ -320,8 +322,16 @@ public final class StreamReceiver: @unchecked Sendable {
 
         /// Frees bids whose every piece came back; their chunks return to the pool.
         mutating func collectReturns() {
-            while let bid = receiver.returns.pop() { reclaim(bid) }
+            var any = false
+            while let bid = receiver.returns.pop() {
+                reclaim(bid)
+                any = true
+            }
+            if any && !paused.isEmpty { lastReturn = .now }
         }
+
+        /// When buffers last came back while a connection was paused.
+        var lastReturn = ContinuousClock.now
 
         mutating func reclaim(_ bid: UInt16) {
             let ref = buffers.reclaim(bid)
@@ -329,10 +339,17 @@ public final class StreamReceiver: @unchecked Sendable {
             receiver.pool.recycle(ref)
         }
 
-        /// Refills the ring and resumes paused connections once enough buffers are in it.
+        /// Refills the ring and resumes paused connections once enough buffers are in it:
+        /// `resumeThreshold` of them, or any at all once returns have stopped coming for a
+        /// moment (an application that keeps most buffers must still get the data that
+        /// lets it finish with them).
         mutating func refill(resumeThreshold: Int) throws(URingError) {
             if buffers.hasFreeBid { fillRing() }
-            guard !paused.isEmpty, buffers.buffersInRing >= min(resumeThreshold, buffers.bufferCount) else { return }
+            guard !paused.isEmpty, buffers.buffersInRing > 0 else { return }
+            if buffers.buffersInRing < min(resumeThreshold, buffers.bufferCount)
+                && ContinuousClock.now - lastReturn < .milliseconds(2) {
+                return
+            }
             let slots = paused
             paused.removeAll()
             for slot in slots {
