@@ -18,7 +18,7 @@ struct BenchRxCommand: ParsableCommand {
     var seconds: Double = 5
 
     @Option(help: "Chunk (buffer) size of the Netmem receiver.")
-    var chunk: CLIByteSize = CLIByteSize(bytes: 64 << 10)
+    var chunk: CLIByteSize = CLIByteSize(bytes: 2 << 20)
 
     @Option(help: "Buffers in the provided-buffer ring.")
     var buffers: Int = 64

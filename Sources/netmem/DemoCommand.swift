@@ -23,8 +23,8 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Memory to land data in: host, hugepage, memfd.")
     var provider: CLIProviderKind = .memfd
 
-    @Option(help: "Chunk (buffer) size.")
-    var chunk: CLIByteSize = CLIByteSize(bytes: 64 << 10)
+    @Option(help: "Chunk (buffer) size (a memfd region's binding takes 4K, 64K or 2M).")
+    var chunk: CLIByteSize = CLIByteSize(bytes: 2 << 20)
 
     @Option(help: "Buffers in the provided-buffer ring.")
     var buffers: Int = 64
