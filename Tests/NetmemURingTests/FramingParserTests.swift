@@ -1,3 +1,4 @@
+import Glibc
 import Netmem
 import NetmemDevice
 @testable import NetmemURing
@@ -325,5 +326,45 @@ struct FramingEarlyRejectTests {
         try h2.feed(frame[..<20])
         #expect(throws: FrameError.closedInHeader(received: 20, expected: 32)) { try h2.parser.finish() }
         h2.expectNothingInFlight()
+    }
+}
+
+@Suite("Segment ledger across threads")
+struct FramingLedgerThreadTests {
+    @Test("Tokens returned from another thread while segments keep coming: each segment comes back once")
+    func returnsFromAnotherThread() throws {
+        let h = try ParserHarness(mode: .raw, chunkSize: 4096, chunks: 64)
+        h.holdTokens = true
+        let queue = Mutex<[Message]>([])
+        let done = Atomic<Bool>(false)
+        let ledger = h.ledger
+        let returner = FramingThread {
+            var idle = 0
+            while idle < 2_000_000 {
+                let batch = queue.withLock { q -> [Message] in
+                    let b = q
+                    q.removeAll()
+                    return b
+                }
+                if batch.isEmpty {
+                    if done.load(ordering: .acquiring) { break }
+                    idle += 1
+                    sched_yield()
+                    continue
+                }
+                for m in batch { _ = try? ledger.dontNeed(m) }
+            }
+        }
+        var rng = SplitMix(seed: 3)
+        for i in 0..<5000 {
+            try h.feed(rng.bytes(Int(rng.next() % 100) + 1)[...])
+            let handed = h.held
+            h.held.removeAll()
+            queue.withLock { $0 += handed }
+            if i % 512 == 0 { sched_yield() }
+        }
+        done.store(true, ordering: .releasing)
+        returner.join()
+        h.expectNothingInFlight()
     }
 }
