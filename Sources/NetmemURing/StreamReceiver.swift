@@ -164,6 +164,7 @@ public final class StreamReceiver: @unchecked Sendable {
                 let raw = chunkOfBid[Int(bid)].exchange(0, ordering: .acquiringAndReleasing)
                 precondition(raw != 0, "buffer \(bid) freed twice after the receiver stopped")
                 pool.recycle(NetmemRef(rawValue: raw))
+                counters.buffersHeld.subtract(1, ordering: .relaxed)
             } else {
                 let pushed = returns.push(bid)
                 precondition(pushed, "return queue overflow (buffer \(bid)): more returns than buffers")

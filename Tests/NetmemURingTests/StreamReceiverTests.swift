@@ -281,4 +281,83 @@ struct StreamReceiverTests {
         #expect(end == .closedLocally)
         #expect(pool.inFlight == 0)
     }
+
+    @Test("an app that always keeps most buffers still gets all the data (resume below the threshold)",
+          .enabled(if: URingTest.hasBufferRings || URingTest.skipReason("provided-buffer rings")))
+    func keepsMostBuffers() throws {
+        let bufferCount = 16
+        let (pool, _) = try URingTest.pool(chunkSize: 16 << 10, chunks: bufferCount, name: "keep-test")
+        var cfg = StreamReceiver.Configuration(bufferCount: bufferCount, incremental: false)
+        cfg.resumeThreshold = 8
+        let receiver = try StreamReceiver(pool: pool, configuration: cfg)
+        let (listener, port) = try URingTest.listener()
+        defer { try? listener.close() }
+        let data = URingTest.bytes(count: 1 << 20, seed: 61)
+        let client = try URingTest.connect(port: port)
+        receiver.adopt(try URingTest.accept(listener))
+        let sender = URingTest.Thread {
+            defer { try? client.close() }
+            try? data.withUnsafeBytes { try URingTest.sendAll(client, $0) }
+        }
+        // Keep the newest 14 segments (nearly every buffer); release only older ones.
+        var kept: [ReceivedSegment] = []
+        var out: [UInt8] = []
+        var end: ConnectionEnd?
+        try receiver.run(untilIdle: true, deadline: .now + .seconds(30)) { event in
+            switch event {
+            case let .data(seg):
+                kept.append(seg)
+                while kept.count > 14 {
+                    let old = kept.removeFirst()
+                    out += old.bytes!
+                    receiver.release(old)
+                }
+            case let .closed(_, e): end = e
+            default: break
+            }
+        }
+        sender.join()
+        for seg in kept {
+            out += seg.bytes!
+            receiver.release(seg)
+        }
+        let stats = receiver.statistics
+        print("keeps most buffers: \(stats)")
+        #expect(stats.backpressureEvents >= 1 && stats.resumes >= 1)
+        #expect(end == .endOfStream)
+        #expect(out == data)
+        #expect(pool.inFlight == 0)
+    }
+
+    @Test("segments released after run() returned go back to the pool",
+          .enabled(if: URingTest.hasBufferRings || URingTest.skipReason("provided-buffer rings")))
+    func releaseAfterRun() throws {
+        let (pool, _) = try URingTest.pool(chunkSize: 16 << 10, chunks: 16, name: "late-test")
+        let receiver = try StreamReceiver(pool: pool, configuration: .init(bufferCount: 16, incremental: false))
+        let (listener, port) = try URingTest.listener()
+        defer { try? listener.close() }
+        let data = URingTest.bytes(count: 100_000, seed: 71)
+        let client = try URingTest.connect(port: port)
+        receiver.adopt(try URingTest.accept(listener))
+        try data.withUnsafeBytes { try URingTest.sendAll(client, $0) }
+        try client.close()
+        let held = Mutex<[ReceivedSegment]>([])
+        try receiver.run(untilIdle: true, deadline: .now + .seconds(30)) { event in
+            if case let .data(seg) = event { held.withLock { $0.append(seg) } }
+        }
+        let segments = held.withLock { $0 }
+        #expect(segments.reduce(0) { $0 + $1.length } == data.count)
+        #expect(receiver.statistics.buffersHeldByApplication > 0)
+        #expect(pool.inFlight > 0)
+        var out: [UInt8] = []
+        for seg in segments { out += seg.bytes! }
+        #expect(out == data)
+        // Release from another thread, after the RX loop is gone.
+        let releaser = URingTest.Thread {
+            for seg in segments { receiver.release(seg) }
+        }
+        releaser.join()
+        #expect(receiver.statistics.buffersHeldByApplication == 0)
+        #expect(pool.inFlight == 0, "pool still has \(pool.inFlight) buffers out")
+    }
 }
