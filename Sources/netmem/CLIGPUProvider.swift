@@ -43,6 +43,12 @@ enum CLIMemoryProvider: ExpressibleByArgument, Sendable, Equatable, CustomString
         if case let .gpu(s) = self { return s }
         return nil
     }
+
+    /// The host/hugepage/memfd kind, nil for a GPU provider.
+    var standardKind: CLIProviderKind? {
+        if case let .standard(k) = self { return k }
+        return nil
+    }
 }
 
 /// `--gpu-landing pinned|bounce`.
@@ -68,6 +74,8 @@ final class CLIGPUReceiveMemory {
     /// The CPU-readable area the pool's chunks are in.
     let area: NetmemArea
     let binding: DevmemBinding?
+    /// The (virtual) receive queue the pinned region is bound to.
+    let queue = ReceiveQueue(interface: "gpu-loopback", index: 0)
     /// The device memory messages go to: the unpack destination (pinned) or the bounce ring.
     let deviceRegion: DeviceMemoryRegion
     /// Bytes one message may take in device memory.
@@ -90,8 +98,7 @@ final class CLIGPUReceiveMemory {
                 throw CLIError("--gpu-landing pinned needs a chunk size of 4K, 64K or 2M (got \(CLIFormat.bytes(chunkSize)))")
             }
             let region = try DeviceMemoryRegion.pinnedHost(driver: driver, size: chunkSize * chunkCount)
-            let b = try DevmemBinding(region: region, queues: [ReceiveQueue(interface: "io_uring", index: 0)],
-                                      chunkSize: chunkSize, registry: BindingRegistry())
+            let b = try DevmemBinding(region: region, queues: [queue], chunkSize: chunkSize, registry: BindingRegistry())
             binding = b
             provider = b
             area = b.areas[0]
@@ -101,6 +108,13 @@ final class CLIGPUReceiveMemory {
             provider = host
             area = host.area
         }
+    }
+
+    /// The receive path's page pool over this memory (call on the RX thread, or adopt
+    /// ownership there).
+    func makePool(poolSize: Int) throws -> PagePool {
+        if let binding { return try binding.makePool(for: queue, poolSize: poolSize) }
+        return try PagePool(PagePool.Configuration(provider: provider, poolSize: poolSize, name: "recv gpu bounce"))
     }
 
     /// The consumer side: takes each message's tokens (return them through `consumer`,
@@ -122,7 +136,8 @@ final class CLIGPUReceiveMemory {
 }
 
 /// Moves each received message to the GPU and gives its tokens back when the device
-/// copy completes. One thread (the receive thread) uses it.
+/// copy completes (it waits for that before taking the next message: the receive loop
+/// has no idle hook to poll completions from). One thread (the receive thread) uses it.
 final class CLIGPUConsumer {
     let memory: CLIGPUReceiveMemory
     let unpacker: Unpacker?
@@ -148,10 +163,12 @@ final class CLIGPUConsumer {
             let at = (next % memory.slots) * memory.slotSize
             next += 1
             try unpacker.unpack(fragments, from: binding.region, into: memory.deviceRegion, at: at)
-            _ = try unpacker.poll()
+            // The receive loop has no idle hook to poll from, and the ring needs this
+            // message's buffers back to take the next one: wait for the batch here.
+            _ = try unpacker.drain()
         } else if let copier {
             try copier.submit(message.fragments)
-            for l in try copier.poll() { copier.release(l.id) }
+            for l in try copier.drain() { copier.release(l.id) }
         }
         messages += 1
         bytes += message.payloadLength
