@@ -32,7 +32,13 @@ struct BenchXDPCommand: ParsableCommand {
     @Option(help: "The sender in the peer namespace: xdp (AF_XDP TX, copy mode) or sendmmsg (a UDP socket).")
     var sender: String = "xdp"
 
+    @Option(help: "Where the redirect program runs on the receiving veth: automatic (driver if it can), native or generic.")
+    var attach: String = "automatic"
+
     mutating func validate() throws {
+        guard XDPConfiguration.AttachMode(rawValue: attach) != nil else {
+            throw ValidationError("--attach must be automatic, native or generic, got '\(attach)'")
+        }
         guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600], got \(seconds)") }
         guard payload >= 1, payload <= 1400 else { throw ValidationError("--payload must be 1 to 1400 bytes, got \(payload)") }
         guard sender == "sendmmsg" || sender == "xdp" else { throw ValidationError("--sender must be sendmmsg or xdp, got '\(sender)'") }
@@ -50,7 +56,8 @@ struct BenchXDPCommand: ParsableCommand {
                   + "sender \(sender)")
         }
         let useXDPSender = sender == "xdp"
-        let xdp = try XDPBench.xdpPhase(lab, seconds: seconds, payload: payload, xdpSender: useXDPSender)
+        let xdp = try XDPBench.xdpPhase(lab, seconds: seconds, payload: payload, xdpSender: useXDPSender,
+                                        attach: XDPConfiguration.AttachMode(rawValue: attach)!)
         let udp = try XDPBench.udpPhase(lab, seconds: seconds, payload: payload, xdpSender: useXDPSender)
         let ratio = xdp.cpuNsPerPacket > 0 ? udp.cpuNsPerPacket / xdp.cpuNsPerPacket : 0
         let results: [(String, Double)] = [
@@ -64,6 +71,9 @@ struct BenchXDPCommand: ParsableCommand {
             ("xdp_process_cpu_ns_per_packet", xdp.processNsPerPacket),
             ("udp_process_cpu_ns_per_packet", udp.processNsPerPacket),
             ("process_ratio", xdp.processNsPerPacket > 0 ? udp.processNsPerPacket / xdp.processNsPerPacket : 0),
+            // The receiving thread alone (user + system time of the application's loop).
+            ("xdp_receiver_cpu_ns_per_packet", xdp.receiverNsPerPacket),
+            ("udp_receiver_cpu_ns_per_packet", udp.receiverNsPerPacket),
             ("xdp_sent", Double(xdp.sent)),
             ("xdp_received", Double(xdp.received)),
             ("xdp_lost", Double(xdp.sent - xdp.received)),
@@ -81,7 +91,7 @@ struct BenchXDPCommand: ParsableCommand {
             ("udp_lost", Double(udp.sent - udp.received)),
             ("udp_rcvbuf_errors", Double(udp.kernelDropped)),
         ]
-        let text: [(String, String)] = [("sender", sender)]
+        let text: [(String, String)] = [("sender", sender), ("attach", xdp.attach)]
         if json {
             print("{" + (text.map { "\"\($0.0)\": \"\($0.1)\"" } + results.map { "\"\($0.0)\": \(format($0.1))" })
                 .joined(separator: ", ") + "}")
@@ -141,12 +151,15 @@ enum XDPBench {
         var busyNs = 0.0
         var processNs = 0.0
         var processNsPerPacket: Double { received > 0 ? processNs / Double(received) : 0 }
+        var receiverNs = 0.0
+        var receiverNsPerPacket: Double { received > 0 ? receiverNs / Double(received) : 0 }
         var kernelDropped = 0
         var rxDropped = 0
         var rxRingFull = 0
         var fillRingEmpty = 0
         var vethDropped = 0
         var inFlightAfter = 0
+        var attach = ""
         var pps: Double { seconds > 0 ? Double(received) / seconds : 0 }
         var cpuNsPerPacket: Double { received > 0 ? busyNs / Double(received) : 0 }
     }
@@ -318,8 +331,10 @@ enum XDPBench {
         return f + [UInt8](repeating: 0x4E, count: payload)
     }
 
-    static func xdpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int, xdpSender: Bool) throws -> Phase {
+    static func xdpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int, xdpSender: Bool,
+                         attach: XDPConfiguration.AttachMode) throws -> Phase {
         var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048)
+        config.attachMode = attach
         config.frameCount = 8192
         config.receiveRingSize = 4096
         var rx: XDPSocket
@@ -328,6 +343,7 @@ enum XDPBench {
         } catch { throw CLIError("AF_XDP phase: \(error)") }
         let pool = rx.pool
         var phase = Phase()
+        phase.attach = rx.programIsNative ? "native" : "generic"
         let drops0 = drops(lab)
         var messages: [Message] = []
         messages.reserveCapacity(256)
@@ -354,6 +370,7 @@ enum XDPBench {
 
         let cpu0 = machineBusyNs()
         let process0 = cnm_process_cpu_ns()
+        let thread0 = cnm_thread_cpu_ns()
         let t0 = CLIClock.now
         let blaster = Blaster(lab: lab, payload: payload, xdp: xdpSender)
         while CLIClock.now - t0 < seconds && !CLIStopSignal.isRequested {
@@ -367,6 +384,7 @@ enum XDPBench {
         phase.seconds = CLIClock.now - t0
         phase.busyNs = machineBusyNs() - cpu0
         phase.processNs = Double(cnm_process_cpu_ns() - process0)
+        phase.receiverNs = Double(cnm_thread_cpu_ns() - thread0)
         phase.received = rx.counters.messages
         if let s = try? rx.statistics() {
             phase.kernelDropped = Int(s.rxLost)
@@ -414,6 +432,7 @@ enum XDPBench {
         let errors0 = (try? NetworkNamespace.run(in: lab.nsA) { udpReceiveBufferErrors() }) ?? 0
         let cpu0 = machineBusyNs()
         let process0 = cnm_process_cpu_ns()
+        let thread0 = cnm_thread_cpu_ns()
         let t0 = CLIClock.now
         let blaster = Blaster(lab: lab, payload: payload, xdp: xdpSender)
         while CLIClock.now - t0 < seconds && !CLIStopSignal.isRequested {
@@ -427,6 +446,7 @@ enum XDPBench {
         phase.seconds = CLIClock.now - t0
         phase.busyNs = machineBusyNs() - cpu0
         phase.processNs = Double(cnm_process_cpu_ns() - process0)
+        phase.receiverNs = Double(cnm_thread_cpu_ns() - thread0)
         phase.received = received
         phase.kernelDropped = ((try? NetworkNamespace.run(in: lab.nsA) { udpReceiveBufferErrors() }) ?? 0) - errors0
         return phase
