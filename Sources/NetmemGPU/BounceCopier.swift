@@ -137,7 +137,7 @@ public final class BounceCopier {
             sources.append(UnsafeRawPointer(chunk + Int(loc.offset)))
             total += f.length
         }
-        guard total <= destination.size else {
+        guard (total + configuration.alignment - 1) & ~(configuration.alignment - 1) <= destination.size else {
             fail(tokens)
             throw .messageLargerThanRing(length: total, ringSize: destination.size)
         }
@@ -166,16 +166,27 @@ public final class BounceCopier {
         let event = freeEvents.removeLast()
         // Issue the copies; on an error, wait for those issued, then give everything back.
         do throws(GPUError) {
+            // Pieces adjacent in host memory and in the destination merge into one copy.
             var at = UInt64(offset)
             var copies = 0
+            var run: (to: DeviceAddress, from: UnsafeRawPointer, count: Int)? = nil
             for (i, f) in fragments.enumerated() {
                 var from = sources[i]
                 try destination.forEachDevicePiece(offset: at, length: f.length) { (address, n) throws(GPUError) in
-                    try driver.copy(to: address, from: from, count: n, on: stream)
+                    if let r = run, r.to + UInt64(r.count) == address, r.from + r.count == from {
+                        run!.count += n
+                    } else {
+                        if let r = run { try driver.copy(to: r.to, from: r.from, count: r.count, on: stream) }
+                        if run != nil { copies += 1 }
+                        run = (address, from, n)
+                    }
                     from += n
-                    copies += 1
                 }
                 at += UInt64(f.length)
+            }
+            if let r = run {
+                try driver.copy(to: r.to, from: r.from, count: r.count, on: stream)
+                copies += 1
             }
             try driver.record(event, on: stream)
             statistics.copies += copies
