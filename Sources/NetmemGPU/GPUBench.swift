@@ -13,10 +13,14 @@ public enum GPUBench {
         public var messages: Int
         /// Device copies issued.
         public var copies: Int
+        /// After the timed run, one message was moved again with known bytes and read back
+        /// from the device: whether it arrived intact.
+        public var verified: Bool
         public var gigabytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds / 1e9 : 0 }
         public var description: String {
             let gbps = (gigabytesPerSecond * 100).rounded() / 100
-            return "\(name): \(bytes) bytes in \(messages) messages, \(copies) copies, \(gbps) GB/s"
+            return "\(name): \(bytes) bytes in \(messages) messages, \(copies) copies, \(gbps) GB/s, "
+                + (verified ? "bytes verified" : "BYTES DIFFER")
         }
     }
 
@@ -81,8 +85,25 @@ public enum GPUBench {
         }
         _ = try unpacker.drain()
         let elapsed = clock.now - start
+        let copiesTimed = unpacker.statistics.copies - copiesBefore
+        // Verify: known bytes in the source, one message gathered, read back and compared.
+        let known = UnsafeMutableRawBufferPointer.allocate(byteCount: source.size, alignment: 4096)
+        let seen = UnsafeMutableRawBufferPointer.allocate(byteCount: p.messageSize, alignment: 4096)
+        defer { known.deallocate(); seen.deallocate() }
+        for i in 0..<source.size { known[i] = UInt8(truncatingIfNeeded: i &* 7 &+ i >> 12) }
+        try (source.exporter as! CUDAExporter).write(UnsafeRawBufferPointer(known), at: 0)
+        let probe = messages[1 % messages.count]
+        try unpacker.unpack(probe, from: source, into: destination)
+        _ = try unpacker.drain()
+        do { try destination.copy(from: 0, length: p.messageSize, into: seen) } catch { throw .region(error) }
+        var verified = true
+        var at = 0
+        for f in probe {
+            for j in 0..<f.length where seen[at + j] != known[Int(f.regionOffset) + j] { verified = false }
+            at += f.length
+        }
         return Result(name: "unpack (\(driver.kind), \(p.fragmentSize)-byte fragments)", bytes: count * p.messageSize,
-                      seconds: seconds(elapsed), messages: count, copies: unpacker.statistics.copies - copiesBefore)
+                      seconds: seconds(elapsed), messages: count, copies: copiesTimed, verified: verified)
     }
 
     /// Bounce GB/s: messages of `fragmentSize` fragments carved from host chunks (a page
@@ -129,9 +150,34 @@ public enum GPUBench {
         }
         for l in try copier.drain() { copier.release(l.id) }
         let elapsed = clock.now - start
+        let copiesTimed = copier.statistics.copies - copiesBefore
+        // Verify: one message of known bytes bounced and read back.
+        fragments.removeAll(keepingCapacity: true)
+        var expected: [UInt8] = []
+        for k in 0..<perMessage {
+            guard let f = pool.allocateFragment(length: p.fragmentSize), let chunk = f.ref.area.address(of: f.ref) else {
+                throw .invalidArgument("the bench pool has no chunk left to verify with")
+            }
+            for j in 0..<p.fragmentSize {
+                let b = UInt8(truncatingIfNeeded: (k &* 31) ^ j ^ (j >> 8))
+                chunk.storeBytes(of: b, toByteOffset: Int(f.offset) + j, as: UInt8.self)
+                expected.append(b)
+            }
+            fragments.append(table.issue(f, owner: pool, regionOffset: 0, regionID: 0))
+        }
+        try copier.submit(fragments)
+        let landed = try copier.drain()
+        let seen = UnsafeMutableRawBufferPointer.allocate(byteCount: p.messageSize, alignment: 4096)
+        defer { seen.deallocate() }
+        var verified = false
+        if let l = landed.last, l.length == expected.count {
+            do { try ring.copy(from: UInt64(l.offset), length: l.length, into: seen) } catch { throw .region(error) }
+            verified = seen.elementsEqual(expected)
+        }
+        for l in landed { copier.release(l.id) }
         pool.destroy()
         return Result(name: "bounce (\(driver.kind), \(p.fragmentSize)-byte fragments)", bytes: count * p.messageSize,
-                      seconds: seconds(elapsed), messages: count, copies: copier.statistics.copies - copiesBefore)
+                      seconds: seconds(elapsed), messages: count, copies: copiesTimed, verified: verified)
     }
 
     static func seconds(_ d: Duration) -> Double {

@@ -201,10 +201,12 @@ import Testing
         let u = try GPUBench.unpack(driver: driver, p)
         #expect(u.bytes == 1 << 20 && u.messages == 16)
         #expect(u.copies >= 16 && u.copies <= 16 * 16)
+        #expect(u.verified)
         let b = try GPUBench.bounce(driver: driver, p)
         #expect(b.bytes == 1 << 20 && b.messages == 16)
         // 4 KiB fragments carved back to back from 64 KiB chunks merge into one copy per run.
         #expect(b.copies >= 16 && b.copies < 16 * 16)
+        #expect(b.verified)
         #expect(throws: GPUError.self) { _ = try GPUBench.unpack(driver: driver, .init(messageSize: 1000, fragmentSize: 4096)) }
         #expect(driver.liveObjects == (0, 0, 0, 0))
     }
