@@ -345,6 +345,10 @@ public struct XDPSocket: ~Copyable {
 
     // MARK: Waiting
 
+    /// Whether frames are ready to read, from the shared RX ring alone (no system call):
+    /// a receive loop can spin on this briefly before it sleeps in `wait`.
+    public mutating func hasFramesReady() -> Bool { rx.available(limit: 1) > 0 }
+
     /// Waits until frames are ready to read or `timeoutMilliseconds` pass (kicking the
     /// kernel first when the fill ring asks for it). Returns whether frames are ready.
     /// Mirrors `poll(2)` on the socket.

@@ -35,7 +35,11 @@ struct BenchXDPCommand: ParsableCommand {
     @Option(help: "Where the redirect program runs on the receiving veth: automatic (driver if it can), native or generic.")
     var attach: String = "automatic"
 
+    @Option(help: "Times the AF_XDP receiver checks its RX ring (no system call) before sleeping in poll(2).")
+    var spin: Int = 0
+
     mutating func validate() throws {
+        guard spin >= 0, spin <= 1_000_000 else { throw ValidationError("--spin must be 0 to 1000000, got \(spin)") }
         guard XDPConfiguration.AttachMode(rawValue: attach) != nil else {
             throw ValidationError("--attach must be automatic, native or generic, got '\(attach)'")
         }
@@ -57,7 +61,7 @@ struct BenchXDPCommand: ParsableCommand {
         }
         let useXDPSender = sender == "xdp"
         let xdp = try XDPBench.xdpPhase(lab, seconds: seconds, payload: payload, xdpSender: useXDPSender,
-                                        attach: XDPConfiguration.AttachMode(rawValue: attach)!)
+                                        attach: XDPConfiguration.AttachMode(rawValue: attach)!, spin: spin)
         let udp = try XDPBench.udpPhase(lab, seconds: seconds, payload: payload, xdpSender: useXDPSender)
         let ratio = xdp.cpuNsPerPacket > 0 ? udp.cpuNsPerPacket / xdp.cpuNsPerPacket : 0
         let results: [(String, Double)] = [
@@ -332,7 +336,7 @@ enum XDPBench {
     }
 
     static func xdpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int, xdpSender: Bool,
-                         attach: XDPConfiguration.AttachMode) throws -> Phase {
+                         attach: XDPConfiguration.AttachMode, spin: Int) throws -> Phase {
         var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048)
         config.attachMode = attach
         config.frameCount = 8192
@@ -374,7 +378,16 @@ enum XDPBench {
         let t0 = CLIClock.now
         let blaster = Blaster(lab: lab, payload: payload, xdp: xdpSender)
         while CLIClock.now - t0 < seconds && !CLIStopSignal.isRequested {
-            if try receiveBatch(&rx) == 0 { _ = rx.wait(timeoutMilliseconds: 10) }
+            if try receiveBatch(&rx) == 0 {
+                // The ring can be watched without a system call: spin a little before
+                // sleeping, so a steady stream costs fewer wakeups.
+                var spins = 0
+                while spins < spin && !rx.hasFramesReady() {
+                    cnm_cpu_relax()
+                    spins += 1
+                }
+                if spins == spin { _ = rx.wait(timeoutMilliseconds: 10) }
+            }
         }
         phase.sent = try blaster.stop()
         var idleSince = CLIClock.now
