@@ -8,6 +8,30 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CNM_TSAN 1
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#endif
+#endif
+
+void cnm_sanitizer_acquire(const void *addr) {
+#ifdef CNM_TSAN
+    __tsan_acquire((void *)addr);
+#else
+    (void)addr;
+#endif
+}
+
+void cnm_sanitizer_release(const void *addr) {
+#ifdef CNM_TSAN
+    __tsan_release((void *)addr);
+#else
+    (void)addr;
+#endif
+}
+
 __thread unsigned char cnm_thread_marker;
 void *cnm_area_meta_table[65536];
 

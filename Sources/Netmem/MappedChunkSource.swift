@@ -16,7 +16,7 @@ final class MappedChunkSource: @unchecked Sendable {
     }
 
     func allocate(into buffer: UnsafeMutableBufferPointer<NetmemRef>) -> Int {
-        free.withLock { stack in
+        free.withLockChecked { stack in
             var n = 0
             while n < buffer.count, let c = stack.pop() {
                 buffer[n] = NetmemRef(area: area.id, chunk: c)
@@ -28,11 +28,11 @@ final class MappedChunkSource: @unchecked Sendable {
 
     func release(_ ref: NetmemRef) -> ChunkRelease {
         precondition(area.contains(ref), "\(ref) was released to a provider that does not own it (\(area))")
-        free.withLock { $0.push(ref.chunk) }
+        free.withLockChecked { $0.push(ref.chunk) }
         return .reusable
     }
 
-    var available: Int { free.withLock { $0.count } }
+    var available: Int { free.withLockChecked { $0.count } }
 
     func describe(kind: String, details: [(String, String)]) -> ProviderDescription {
         ProviderDescription(kind: kind, chunkSize: area.chunkSize, chunkCount: area.chunkCount,

@@ -34,19 +34,19 @@ public final class NetmemArea: @unchecked Sendable, CustomStringConvertible {
         let meta = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: chunkCount)
         for i in 0..<chunkCount { (meta + i).initialize(to: Atomic(0)) }
         self.meta = meta
-        guard let id = Self.registry.withLock({ $0.reserve() }) else {
+        guard let id = Self.registry.withLockChecked({ $0.reserve() }) else {
             meta.deinitialize(count: chunkCount)
             meta.deallocate()
             throw .tooManyAreas
         }
         self.id = id
-        Self.registry.withLock { $0.areas[id] = Unmanaged.passUnretained(self) }
+        Self.registry.withLockChecked { $0.areas[id] = Unmanaged.passUnretained(self) }
         cnm_area_meta_set(id, UnsafeMutableRawPointer(meta))
     }
 
     deinit {
         cnm_area_meta_set(id, nil)
-        _ = Self.registry.withLock { $0.areas.removeValue(forKey: id) }
+        _ = Self.registry.withLockChecked { $0.areas.removeValue(forKey: id) }
         meta.deinitialize(count: chunkCount)
         meta.deallocate()
     }
@@ -97,11 +97,11 @@ public final class NetmemArea: @unchecked Sendable, CustomStringConvertible {
 
     /// The registered area with this identifier, if any.
     public static func lookup(_ id: UInt16) -> NetmemArea? {
-        registry.withLock { $0.areas[id]?.takeUnretainedValue() }
+        registry.withLockChecked { $0.areas[id]?.takeUnretainedValue() }
     }
 
     /// The number of areas registered now.
-    public static var registeredCount: Int { registry.withLock { $0.areas.count } }
+    public static var registeredCount: Int { registry.withLockChecked { $0.areas.count } }
 
     struct Registry: ~Copyable {
         var areas: [UInt16: Unmanaged<NetmemArea>] = [:]

@@ -35,7 +35,7 @@ extension PagePool {
         closed.store(true, ordering: .sequentiallyConsistent)
         finishFragmentChunk()
         flushCacheToProvider()
-        shutdown.withLock { state in
+        shutdown.withLockChecked { state in
             if !state.destroyed {
                 state.destroyed = true
                 state.startedNs = cnm_now_ns()
@@ -69,7 +69,7 @@ extension PagePool {
     /// delayed work item the same way). Returns the status after the poll.
     @discardableResult
     public func pollShutdown() -> ShutdownStatus {
-        shutdown.withLock { state in
+        shutdown.withLockChecked { state in
             guard closed.load(ordering: .sequentiallyConsistent) else { return .running }
             // Once closed, the owner takes nothing from the ring, so this lock makes the
             // drainer the ring's single consumer.
@@ -122,7 +122,7 @@ extension PagePool {
     }
 
     /// How many stalled-shutdown warnings were logged.
-    public var stalledWarningsLogged: Int { shutdown.withLock { $0.warnings } }
+    public var stalledWarningsLogged: Int { shutdown.withLockChecked { $0.warnings } }
 
     static func stalledMessage(inFlight: Int, seconds: Double) -> String {
         "stalled pool shutdown: \(inFlight) in flight for \(Int(seconds)) s"

@@ -106,7 +106,7 @@ public final class PagePool: @unchecked Sendable {
     deinit {
         // Whatever the pool still holds goes back to the provider. Buffers still handed
         // out are the caller's bug; their chunks stay out of the provider.
-        if !shutdown.withLock({ $0.finished }) {
+        if !shutdown.withLockChecked({ $0.finished }) {
             for i in 0..<cacheCount { giveToProvider(cache[i]) }
             var ref = NetmemRef(rawValue: 0)
             while ring.pop(into: &ref, max: 1) == 1 { giveToProvider(ref) }

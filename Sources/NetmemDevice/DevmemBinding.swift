@@ -21,7 +21,7 @@ public final class BindingRegistry: Sendable {
     public static let shared = BindingRegistry()
 
     func claim(_ queues: [ReceiveQueue], binding: UInt32, region: UInt32) throws(DeviceMemoryError) {
-        let error: DeviceMemoryError? = bound.withLock { map in
+        let error: DeviceMemoryError? = bound.withLockChecked { map in
             var seen = Set<ReceiveQueue>()
             for q in queues {
                 if let existing = map[q] {
@@ -36,13 +36,13 @@ public final class BindingRegistry: Sendable {
     }
 
     func release(_ queues: [ReceiveQueue], binding: UInt32) {
-        bound.withLock { map in
+        bound.withLockChecked { map in
             for q in queues where map[q]?.binding == binding { map[q] = nil }
         }
     }
 
     /// The binding a queue has, if any.
-    public func binding(of queue: ReceiveQueue) -> UInt32? { bound.withLock { $0[queue]?.binding } }
+    public func binding(of queue: ReceiveQueue) -> UInt32? { bound.withLockChecked { $0[queue]?.binding } }
 }
 
 /// What a binding has outstanding.
@@ -144,7 +144,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
 
     public func allocateChunks(into buffer: UnsafeMutableBufferPointer<NetmemRef>) -> Int {
         guard lending.load(ordering: .acquiring) else { return 0 }
-        return state.withLock { s in
+        return state.withLockChecked { s in
             var n = 0
             while n < buffer.count, let (seg, chunk) = s.allocator?.allocate() {
                 buffer[n] = ref(segment: seg, chunk: chunk)
@@ -156,7 +156,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
 
     public func allocateContiguous(count: Int) -> NetmemRef? {
         guard lending.load(ordering: .acquiring) else { return nil }
-        return state.withLock { s in
+        return state.withLockChecked { s in
             s.allocator?.allocate(count: count).map { ref(segment: $0.segment, chunk: $0.chunk) }
         }
     }
@@ -165,7 +165,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
         guard let seg = areaSegment[ref.areaID] else {
             preconditionFailure("\(ref) was released to binding \(id), which does not own it")
         }
-        return state.withLock { s in
+        return state.withLockChecked { s in
             guard var allocator = s.allocator else {
                 preconditionFailure("\(ref) came back to binding \(id) after it was freed")
             }
@@ -203,7 +203,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
             pool = try PagePool(PagePool.Configuration(provider: self, poolSize: poolSize, fragmentSize: fragmentSize,
                                                        name: "\(queue) binding \(id)"))
         } catch { throw .core(error) }
-        state.withLock { $0.pools.append(WeakPool(pool: pool)) }
+        state.withLockChecked { $0.pools.append(WeakPool(pool: pool)) }
         return pool
     }
 
@@ -211,7 +211,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
     /// unbinds.
     public func makeConsumer(name: String, closeBehavior: TokenTable.CloseBehavior = .releaseHeld) -> TokenTable {
         let table = TokenTable(name: name, closeBehavior: closeBehavior)
-        state.withLock { $0.consumers.append(WeakTable(table: table)) }
+        state.withLockChecked { $0.consumers.append(WeakTable(table: table)) }
         return table
     }
 
@@ -219,7 +219,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
     /// binding is freed when the last chunk comes back. Mirrors `net_devmem_unbind_dmabuf`.
     public func unbind() {
         lending.store(false, ordering: .releasing)
-        let (pools, consumers) = state.withLock { s -> ([PagePool], [TokenTable]) in
+        let (pools, consumers) = state.withLockChecked { s -> ([PagePool], [TokenTable]) in
             s.unbound = true
             if let a = s.allocator, a.freeCount == a.totalCount { s.allocator = nil }
             return (s.pools.compactMap(\.pool), s.consumers.compactMap(\.table))
@@ -231,7 +231,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
     }
 
     public var report: BindingReport {
-        state.withLock { s in
+        state.withLockChecked { s in
             let total = chunkCount
             let free = s.allocator?.freeCount ?? total
             return BindingReport(bindingID: id, chunks: total, outstanding: total - free, unbound: s.unbound,

@@ -60,7 +60,7 @@ public final class TokenTable: TokenReturning, Sendable {
     /// reference on the fragment's chunk, dropped through `owner` when the token returns.
     /// Traps if the consumer is closed (receiving on a closed consumer is a bug).
     public func issue(_ fragment: NetmemFragment, owner: any FragmentReleasing) -> UInt32 {
-        state.withLock { s in
+        state.withLockChecked { s in
             precondition(!s.closed, "token issued on closed consumer '\(name)'")
             let o: UInt16
             if let i = s.owners.firstIndex(where: { $0 === owner }) {
@@ -90,7 +90,7 @@ public final class TokenTable: TokenReturning, Sendable {
     }
 
     /// Tokens held now.
-    public var heldCount: Int { state.withLock { $0.held } }
+    public var heldCount: Int { state.withLockChecked { $0.held } }
 
     /// Gives back the tokens in `ranges` and returns how many fragments were freed.
     /// At most `TokenLimits.maxRanges` ranges and `TokenLimits.maxFragments` tokens per
@@ -105,7 +105,7 @@ public final class TokenTable: TokenReturning, Sendable {
         }
         // Fragments are released under the lock, as the kernel does under its xarray lock:
         // a pool's release is short and never calls back into the table.
-        let result: Result<Int, TokenError> = state.withLock { s in
+        let result: Result<Int, TokenError> = state.withLockChecked { s in
             if s.closed { return .failure(.consumerClosed) }
             var freed = 0
             for r in ranges {
@@ -134,7 +134,7 @@ public final class TokenTable: TokenReturning, Sendable {
     /// as `closeBehavior` says. Returns how many were released now.
     @discardableResult
     public func close() -> Int {
-        let (release, behavior) = state.withLock { s -> ([(NetmemFragment, any FragmentReleasing)], CloseBehavior) in
+        let (release, behavior) = state.withLockChecked { s -> ([(NetmemFragment, any FragmentReleasing)], CloseBehavior) in
             guard !s.closed else { return ([], closeBehavior) }
             s.closed = true
             if closeBehavior == .keepUntilUnbind && !s.unbound {
@@ -152,7 +152,7 @@ public final class TokenTable: TokenReturning, Sendable {
     /// and makes a later `close()` release instead of keep. Returns how many.
     @discardableResult
     public func releaseKept() -> Int {
-        let release = state.withLock { s -> [(NetmemFragment, any FragmentReleasing)] in
+        let release = state.withLockChecked { s -> [(NetmemFragment, any FragmentReleasing)] in
             s.unbound = true
             guard s.closed && s.kept else { return [] }
             s.kept = false
@@ -162,7 +162,7 @@ public final class TokenTable: TokenReturning, Sendable {
         return release.count
     }
 
-    public var isClosed: Bool { state.withLock { $0.closed } }
+    public var isClosed: Bool { state.withLockChecked { $0.closed } }
 
     private static func takeHeld(_ s: inout State) -> [(NetmemFragment, any FragmentReleasing)] {
         var out: [(NetmemFragment, any FragmentReleasing)] = []

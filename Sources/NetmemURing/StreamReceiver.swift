@@ -127,13 +127,13 @@ public final class StreamReceiver: @unchecked Sendable {
     /// Reads `socket` (a connected TCP socket) once the receiver runs; the receiver owns
     /// and closes it. Any thread.
     public func adopt(_ socket: FileDescriptor) {
-        pending.withLock { $0.append(.adopt(socket)) }
+        pending.withLockChecked { $0.append(.adopt(socket)) }
     }
 
     /// Accepts connections from `listener` (a listening socket the caller keeps and
     /// closes after `run` returns). Any thread.
     public func listen(on listener: FileDescriptor) {
-        pending.withLock { $0.append(.listen(listener)) }
+        pending.withLockChecked { $0.append(.listen(listener)) }
     }
 
     /// Asks `run` to end (connections close with `.closedLocally`). Any thread.
@@ -159,7 +159,7 @@ public final class StreamReceiver: @unchecked Sendable {
     }
 
     private func bufferIsFree(_ bid: UInt16) {
-        finished.withLock { done in
+        finished.withLockChecked { done in
             if done {
                 let raw = chunkOfBid[Int(bid)].exchange(0, ordering: .acquiringAndReleasing)
                 precondition(raw != 0, "buffer \(bid) freed twice after the receiver stopped")
@@ -232,7 +232,7 @@ public final class StreamReceiver: @unchecked Sendable {
     }
 
     private func takePending(_ engine: inout Engine, _ handler: (ReceiveEvent) -> Void) {
-        let items = pending.withLock { p -> [Pending] in
+        let items = pending.withLockChecked { p -> [Pending] in
             let items = p
             p.removeAll()
             return items
@@ -243,7 +243,7 @@ public final class StreamReceiver: @unchecked Sendable {
             case let .listen(fd): engine.addListener(fd)
             }
         }
-        let closes = closeRequests.withLock { c -> [ConnectionID] in
+        let closes = closeRequests.withLockChecked { c -> [ConnectionID] in
             let items = c
             c.removeAll()
             return items
@@ -255,7 +255,7 @@ public final class StreamReceiver: @unchecked Sendable {
     /// error): its receive is cancelled, data still arriving for it is given back
     /// undelivered, and `.closed(id, .closedLocally)` follows.
     public func close(_ connection: ConnectionID) {
-        closeRequests.withLock { $0.append(connection) }
+        closeRequests.withLockChecked { $0.append(connection) }
     }
 
     // MARK: The engine (RX thread state)
@@ -606,7 +606,7 @@ public final class StreamReceiver: @unchecked Sendable {
             buffers.unregister()
             let r = receiver
             var popped: [UInt16] = []
-            r.finished.withLock { done in
+            r.finished.withLockChecked { done in
                 done = true
                 while let bid = r.returns.pop() { popped.append(bid) }
             }

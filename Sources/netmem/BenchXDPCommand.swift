@@ -261,7 +261,7 @@ enum XDPBench {
                         }
                         sent.store(tx.counters.completed, ordering: .relaxed)
                     } catch {
-                        failure.withLock { $0 = "AF_XDP sender: \(error)" }
+                        failure.withLockChecked { $0 = "AF_XDP sender: \(error)" }
                     }
                 }
                 return
@@ -275,12 +275,12 @@ enum XDPBench {
                 do {
                     try NetworkNamespace.enter(ns)
                 } catch {
-                    failure.withLock { $0 = "sender: \(error)" }
+                    failure.withLockChecked { $0 = "sender: \(error)" }
                     return
                 }
                 let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
                 guard fd >= 0 else {
-                    failure.withLock { $0 = "sender: socket() failed: errno \(errno)" }
+                    failure.withLockChecked { $0 = "sender: socket() failed: errno \(errno)" }
                     return
                 }
                 defer { close(fd) }
@@ -289,7 +289,7 @@ enum XDPBench {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
                 }
                 guard c == 0 else {
-                    failure.withLock { $0 = "sender: connect() failed: errno \(errno)" }
+                    failure.withLockChecked { $0 = "sender: connect() failed: errno \(errno)" }
                     return
                 }
                 let bytes = [UInt8](repeating: 0x4E, count: payload)
@@ -298,7 +298,7 @@ enum XDPBench {
                     let n = bytes.withUnsafeBytes { cnm_udp_send_batch(fd, $0.baseAddress, UInt32(payload), 64) }
                     if n < 0 {
                         if n == -ECONNREFUSED { continue }  // no listener yet: an ICMP came back
-                        failure.withLock { $0 = "sender: sendmmsg failed: errno \(-n)" }
+                        failure.withLockChecked { $0 = "sender: sendmmsg failed: errno \(-n)" }
                         break
                     }
                     total += Int(n)
@@ -310,7 +310,7 @@ enum XDPBench {
         func stop() throws -> Int {
             stopFlag.store(true, ordering: .relaxed)
             thread?.join()
-            if let f = failure.withLock({ $0 }) { throw CLIError(f) }
+            if let f = failure.withLockChecked({ $0 }) { throw CLIError(f) }
             return sent.load(ordering: .relaxed)
         }
     }

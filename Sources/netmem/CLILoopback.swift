@@ -1,3 +1,4 @@
+import Netmem
 import Glibc
 import Logging
 import NetmemURing
@@ -19,7 +20,7 @@ enum CLILoopback {
     /// the returned box once the thread ends (join it first).
     final class SenderOutcome: Sendable {
         let value = Mutex<Result<CLISendResult, CLIError>?>(nil)
-        func withLock<R>(_ body: (Result<CLISendResult, CLIError>?) -> R) -> R { value.withLock { body($0) } }
+        func withLockChecked<R>(_ body: (Result<CLISendResult, CLIError>?) -> R) -> R { value.withLockChecked { body($0) } }
     }
 
     static func startSender(_ plan: CLISendPlan, to address: SocketAddress) -> (CLIThread, SenderOutcome) {
@@ -30,9 +31,9 @@ enum CLILoopback {
                 defer { try? socket.close() }
                 let result = try CLISender.send(plan, to: socket)
                 try BlockingSocket.shutdownWrite(socket)
-                box.value.withLock { $0 = .success(result) }
+                box.value.withLockChecked { $0 = .success(result) }
             } catch {
-                box.value.withLock { $0 = .failure(CLIError("sender: \(error)")) }
+                box.value.withLockChecked { $0 = .failure(CLIError("sender: \(error)")) }
             }
         }
         return (thread, box)
@@ -61,7 +62,7 @@ enum CLILoopback {
         }
         let t1 = CLIClock.now
         sender.join()
-        if case let .failure(e) = result.withLock({ $0 }) { throw e }
+        if case let .failure(e) = result.withLockChecked({ $0 }) { throw e }
         return Measurement(bytes: total, seconds: t1 - t0, cpuSeconds: CLIClock.processCPU - cpu0)
     }
 
@@ -89,7 +90,7 @@ enum CLILoopback {
         try CLIRunLoop.run(session, deadline: .now + .seconds(seconds * 3 + 30), progress: false)
         let t1 = CLIClock.now
         sender.join()
-        if case let .failure(e) = result.withLock({ $0 }) { throw e }
+        if case let .failure(e) = result.withLockChecked({ $0 }) { throw e }
         if session.connectionsFailed.load(ordering: .relaxed) > 0 {
             throw CLIError("the Netmem receiver reported a failed connection: \(session.reports.compactMap { $0.summary.error?.description })")
         }

@@ -64,7 +64,7 @@ final class CLIMetricsExporter: @unchecked Sendable {
 
     /// Brings every metric up to date and renders the registry (Prometheus text format).
     func scrape() -> [UInt8] {
-        state.withLock { last in
+        state.withLockChecked { last in
             for (name, value, isCounter) in sample() {
                 if isCounter {
                     let counter = counters[name] ?? CoreMetrics.Counter(label: name, factory: factory)

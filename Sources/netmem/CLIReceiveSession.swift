@@ -109,7 +109,7 @@ final class CLIReceiveSession: @unchecked Sendable {
         framer = StreamFramer(mode: options.framed ? .framed(maxPayload: options.maxPayload) : .raw, receiver: receiver)
     }
 
-    var reports: [ConnectionReport] { reportsBox.withLock { $0 } }
+    var reports: [ConnectionReport] { reportsBox.withLockChecked { $0 } }
 
     /// Runs the receive loop on the calling thread until `stop()`, the deadline, or the
     /// configured number of connections ended.
@@ -156,7 +156,7 @@ final class CLIReceiveSession: @unchecked Sendable {
                 sha256: state.sha.map { CLIFormat.hex($0.finalize()) },
                 frameCRCDigest: state.crcDigest.map { CLIFormat.hex($0.finalize()) },
                 sequenceErrors: state.sequenceErrors)
-            reportsBox.withLock { $0.append(report) }
+            reportsBox.withLockChecked { $0.append(report) }
             if let error = summary.error {
                 connectionsFailed.add(1, ordering: .relaxed)
                 logger.error("\(id) failed: \(error)", metadata: ["bytes": "\(summary.statistics.bytes)"])

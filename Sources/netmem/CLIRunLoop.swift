@@ -1,3 +1,4 @@
+import Netmem
 import Glibc
 import Logging
 import Synchronization
@@ -7,7 +8,7 @@ enum CLILogging {
     private static let once = Mutex(false)
 
     static func bootstrap(verbose: Bool = false) -> Logger {
-        once.withLock { done in
+        once.withLockChecked { done in
             if !done {
                 LoggingSystem.bootstrap { label in
                     var handler = StreamLogHandler.standardError(label: label)
@@ -32,7 +33,7 @@ enum CLIRunLoop {
             do {
                 try session.run(deadline: deadline)
             } catch {
-                failure.withLock { $0 = "\(error)" }
+                failure.withLockChecked { $0 = "\(error)" }
             }
             done.store(true, ordering: .releasing)
         }
@@ -51,7 +52,7 @@ enum CLIRunLoop {
         }
         rx.join()
         progress.finish()
-        if let message = failure.withLock({ $0 }) { throw CLIError(message) }
+        if let message = failure.withLockChecked({ $0 }) { throw CLIError(message) }
     }
 }
 

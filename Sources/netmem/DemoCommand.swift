@@ -1,3 +1,4 @@
+import Netmem
 import ArgumentParser
 import Logging
 import NetmemURing
@@ -74,7 +75,7 @@ struct DemoCommand: ParsableCommand {
 
         var failures: [String] = []
         let sendResult: CLISendResult
-        switch sent.withLock({ $0 }) {
+        switch sent.withLockChecked({ $0 }) {
         case let .success(r)?: sendResult = r
         case let .failure(e)?: failures.append("\(e)"); sendResult = CLISendResult()
         case nil: failures.append("the sender did not finish"); sendResult = CLISendResult()

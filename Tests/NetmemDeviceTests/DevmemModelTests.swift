@@ -157,9 +157,9 @@ final class ReturnThread: @unchecked Sendable {
         pthread_create(&thread, nil, { arg in
             let me = Unmanaged<ReturnThread>.fromOpaque(arg!).takeRetainedValue()
             while !me.done.load(ordering: .acquiring) {
-                if let j = me.job.withLock({ j -> (@Sendable () -> Int)? in defer { j = nil }; return j }) {
+                if let j = me.job.withLockChecked({ j -> (@Sendable () -> Int)? in defer { j = nil }; return j }) {
                     let r = j()
-                    me.result.withLock { $0 = r }
+                    me.result.withLockChecked { $0 = r }
                 } else {
                     sched_yield()
                 }
@@ -169,9 +169,9 @@ final class ReturnThread: @unchecked Sendable {
     }
 
     func run(_ body: @escaping @Sendable () -> Int) -> Int {
-        job.withLock { $0 = body }
+        job.withLockChecked { $0 = body }
         for _ in 0..<50_000_000 {
-            if let r = result.withLock({ r -> Int? in defer { r = nil }; return r }) { return r }
+            if let r = result.withLockChecked({ r -> Int? in defer { r = nil }; return r }) { return r }
             sched_yield()
         }
         preconditionFailure("return thread did not answer")

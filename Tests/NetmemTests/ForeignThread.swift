@@ -1,3 +1,4 @@
+import Netmem
 import Glibc
 import Synchronization
 
@@ -21,7 +22,7 @@ final class ForeignThread: @unchecked Sendable {
 
     private func loop() {
         while !stop.load(ordering: .acquiring) {
-            let next = work.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+            let next = work.withLockChecked { $0.isEmpty ? nil : $0.removeFirst() }
             if let next {
                 next()
                 done.wrappingAdd(1, ordering: .releasing)
@@ -34,7 +35,7 @@ final class ForeignThread: @unchecked Sendable {
     /// Runs `body` on the foreign thread and waits (at most 10 s) for it to finish.
     func run(_ body: @escaping @Sendable () -> Void) {
         submitted += 1
-        work.withLock { $0.append(body) }
+        work.withLockChecked { $0.append(body) }
         var spins = 0
         while done.load(ordering: .acquiring) < submitted {
             sched_yield()

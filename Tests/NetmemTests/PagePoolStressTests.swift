@@ -26,8 +26,8 @@ import Testing
         for t in 0..<returners {
             threads.append(TestThread {
                 while true {
-                    let refs = queues[t].value.withLock { q -> [NetmemRef] in defer { q.removeAll() }; return q }
-                    let frags = fragQueues[t].value.withLock { q -> [NetmemFragment] in defer { q.removeAll() }; return q }
+                    let refs = queues[t].value.withLockChecked { q -> [NetmemRef] in defer { q.removeAll() }; return q }
+                    let frags = fragQueues[t].value.withLockChecked { q -> [NetmemFragment] in defer { q.removeAll() }; return q }
                     if refs.isEmpty && frags.isEmpty {
                         if stop.value.load(ordering: .acquiring) { break }
                         sched_yield()
@@ -62,18 +62,18 @@ import Testing
                 var frags: [NetmemFragment] = []
                 for _ in 0..<8 { if let f = pool.allocateFragment(length: 600) { frags.append(f) } }
                 let t = round % returners
-                queues[t].value.withLock { $0 += batch }
-                fragQueues[(t + 1) % returners].value.withLock { $0 += frags }
+                queues[t].value.withLockChecked { $0 += batch }
+                fragQueues[(t + 1) % returners].value.withLockChecked { $0 += frags }
                 count += batch.count
                 if failures > 100_000 { break }
                 sched_yield()
             }
-            handed.value.withLock { $0 = count }
+            handed.value.withLockChecked { $0 = count }
         }
         owner.join()
         stop.value.store(true, ordering: .releasing)
         for t in threads { t.join() }
-        #expect(handed.value.withLock { $0 } > rounds * perRound / 2)
+        #expect(handed.value.withLockChecked { $0 } > rounds * perRound / 2)
         // Returned from other threads: the pool is whole again once the owner destroys it.
         pool.adoptOwnership()
         pool.destroy()

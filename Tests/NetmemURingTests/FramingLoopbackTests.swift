@@ -105,7 +105,7 @@ final class FramingLoopback: @unchecked Sendable {
                 }
                 framer.abortAll()
             } catch {
-                runError.withLock { $0 = "\(error)" }
+                runError.withLockChecked { $0 = "\(error)" }
             }
         }
     }
@@ -119,7 +119,7 @@ final class FramingLoopback: @unchecked Sendable {
                 bytes += UnsafeRawBufferPointer(start: area.address(of: loc.ref)! + Int(loc.offset), count: f.length)
             }
             let hold = holdTokens.load(ordering: .relaxed)
-            log.state.withLock { s in
+            log.state.withLockChecked { s in
                 s.payload[id, default: []] += bytes
                 if let h = frame.header { s.sequences[id, default: []].append(h.sequence) }
                 if hold { s.held.append(frame.message) }
@@ -128,7 +128,7 @@ final class FramingLoopback: @unchecked Sendable {
                 do { try framer.ledger.dontNeed(frame.message) } catch { Issue.record("dontNeed failed: \(error)") }
             }
         case let .ended(id, summary):
-            log.state.withLock {
+            log.state.withLockChecked {
                 $0.ended.append(Ended(id: id, error: summary.error, frames: summary.statistics.frames, bytes: summary.statistics.bytes))
             }
         }
@@ -136,7 +136,7 @@ final class FramingLoopback: @unchecked Sendable {
 
     /// Returns every held message's tokens (from the calling thread).
     func releaseHeld() throws {
-        let held = log.state.withLock { s -> [Message] in
+        let held = log.state.withLockChecked { s -> [Message] in
             let h = s.held
             s.held.removeAll()
             return h
@@ -149,7 +149,7 @@ final class FramingLoopback: @unchecked Sendable {
     func wait(seconds: Double = 20, _ condition: (Log.State) -> Bool) -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
-            if log.state.withLock({ condition($0) }) { return true }
+            if log.state.withLockChecked({ condition($0) }) { return true }
             usleep(2000)
         }
         return false
@@ -163,7 +163,7 @@ final class FramingLoopback: @unchecked Sendable {
         receiver.stop()
         thread?.join()
         thread = nil
-        let err = runError.withLock { $0 }
+        let err = runError.withLockChecked { $0 }
         #expect(err == nil, "receiver run failed: \(err ?? "")", sourceLocation: sourceLocation)
         #expect(framer.ledger.segmentsHeld == 0, "ledger still keeps segments", sourceLocation: sourceLocation)
         #expect(framer.ledger.tokensOutstanding == 0, "tokens still out", sourceLocation: sourceLocation)
@@ -227,7 +227,7 @@ struct FramingLoopbackTests {
         }
         sender.join()
         #expect(lab.wait { $0.ended.count == 1 })
-        let (ended, data, seqs) = lab.log.state.withLock { ($0.ended, $0.payload, $0.sequences) }
+        let (ended, data, seqs) = lab.log.state.withLockChecked { ($0.ended, $0.payload, $0.sequences) }
         #expect(ended.first?.error == nil, "\(ended.first?.error.map { "\($0)" } ?? "")")
         #expect(ended.first?.frames == payloads.count)
         let id = ended.first!.id
@@ -252,7 +252,7 @@ struct FramingLoopbackTests {
         }
         sender.join()
         #expect(lab.wait { $0.ended.count == 1 })
-        let (ended, data) = lab.log.state.withLock { ($0.ended, $0.payload) }
+        let (ended, data) = lab.log.state.withLockChecked { ($0.ended, $0.payload) }
         #expect(ended.first?.error == nil)
         #expect(data[ended.first!.id] == chunks.flatMap { $0 })
         try lab.finish()
@@ -275,7 +275,7 @@ struct FramingLoopbackTests {
         }
         try sendGood()
         #expect(lab.wait { $0.connected(count: 1) })
-        let goodID = lab.log.state.withLock { $0.payload.keys.first }
+        let goodID = lab.log.state.withLockChecked { $0.payload.keys.first }
 
         func header(_ mutate: (inout FrameHeader) -> Void) -> [UInt8] {
             var h = FrameHeader(sequence: 0, payloadLength: 16)
@@ -312,14 +312,14 @@ struct FramingLoopbackTests {
             let ok = lab.wait { $0.ended.count == index + 1 }
             #expect(ok, "\(name): the connection did not end")
             if case .stayOpen = ending { try? bad.close() }
-            let ended = lab.log.state.withLock { $0.ended.last }
+            let ended = lab.log.state.withLockChecked { $0.ended.last }
             #expect(ended?.id != goodID, "\(name): the good connection ended")
             #expect(matches(ended?.error), "\(name): got \(ended?.error.map { "\($0)" } ?? "no error")")
             try sendGood()
         }
         try good.close()
         #expect(lab.wait { $0.ended.count == cases.count + 1 })
-        let (ended, data) = lab.log.state.withLock { ($0.ended, $0.payload) }
+        let (ended, data) = lab.log.state.withLockChecked { ($0.ended, $0.payload) }
         let goodEnd = ended.last
         #expect(goodEnd?.id == goodID)
         #expect(goodEnd?.error == nil)
@@ -348,7 +348,7 @@ struct FramingLoopbackTests {
         while lab.receiver.statistics.backpressureEvents == 0 && ContinuousClock.now < deadline { usleep(2000) }
         #expect(lab.receiver.statistics.backpressureEvents > 0)
         usleep(100_000)
-        let heldBytes = lab.log.state.withLock { $0.payload.values.reduce(0) { $0 + $1.count } }
+        let heldBytes = lab.log.state.withLockChecked { $0.payload.values.reduce(0) { $0 + $1.count } }
         #expect(heldBytes <= 8 * (16 << 10), "received \(heldBytes) bytes with every buffer held")
         #expect(lab.framer.ledger.tokensOutstanding > 0)
         // Release everything and from now on return tokens at once.
@@ -357,7 +357,7 @@ struct FramingLoopbackTests {
         sender.join()
         #expect(lab.wait { $0.ended.count == 1 })
         try lab.releaseHeld()
-        let (ended, data) = lab.log.state.withLock { ($0.ended, $0.payload) }
+        let (ended, data) = lab.log.state.withLockChecked { ($0.ended, $0.payload) }
         #expect(ended.first?.error == nil)
         #expect(data[ended.first!.id] == stream)
         #expect(lab.receiver.statistics.resumes > 0)

@@ -33,7 +33,7 @@ final class ParserHarness {
     init(mode: FrameParser<Int>.Mode, chunkSize: Int = 1 << 17, chunks: Int = 64) throws {
         provider = try HostPageProvider(chunkSize: chunkSize, chunkCount: chunks)
         let released = self.released
-        ledger = SegmentLedger { id in released.ids.withLock { $0.append(id) } }
+        ledger = SegmentLedger { id in released.ids.withLockChecked { $0.append(id) } }
         parser = FrameParser(mode: mode, ledger: ledger)
     }
 
@@ -95,7 +95,7 @@ final class ParserHarness {
         #expect(ledger.tokensOutstanding == 0, sourceLocation: sourceLocation)
         let parserHeld = parser.referencesHeld
         #expect(parserHeld == 0, sourceLocation: sourceLocation)
-        let back = released.ids.withLock { $0 }
+        let back = released.ids.withLockChecked { $0 }
         #expect(back.count == fed, "\(back.count) of \(fed) segments came back", sourceLocation: sourceLocation)
         #expect(Set(back).count == back.count, "a segment came back twice", sourceLocation: sourceLocation)
     }
@@ -290,7 +290,7 @@ struct FramingParserTests {
         let held = h.parser.referencesHeld
         #expect(held == 4)
         #expect(h.ledger.segmentsHeld == 4)
-        #expect(h.released.ids.withLock { $0 } == [0])
+        #expect(h.released.ids.withLockChecked { $0 } == [0])
         h.parser.abort()
         h.expectNothingInFlight()
         #expect(h.delivered.isEmpty)
@@ -341,7 +341,7 @@ struct FramingLedgerThreadTests {
         let returner = FramingThread {
             var idle = 0
             while idle < 2_000_000 {
-                let batch = queue.withLock { q -> [Message] in
+                let batch = queue.withLockChecked { q -> [Message] in
                     let b = q
                     q.removeAll()
                     return b
@@ -360,7 +360,7 @@ struct FramingLedgerThreadTests {
             try h.feed(rng.bytes(Int(rng.next() % 100) + 1)[...])
             let handed = h.held
             h.held.removeAll()
-            queue.withLock { $0 += handed }
+            queue.withLockChecked { $0 += handed }
             if i % 512 == 0 { sched_yield() }
         }
         done.store(true, ordering: .releasing)

@@ -33,7 +33,7 @@ struct StreamReceiverTests {
                         off += s
                     }
                 }
-            } catch { failure.withLock { $0 = "send failed: \(error)" } }
+            } catch { failure.withLockChecked { $0 = "send failed: \(error)" } }
         }
         let collector = StreamCollector()
         try receiver.run(untilIdle: true, deadline: .now + .seconds(60)) { event in
@@ -47,7 +47,7 @@ struct StreamReceiverTests {
             }
         }
         sender.join()
-        #expect(failure.withLock { $0 } == nil)
+        #expect(failure.withLockChecked { $0 } == nil)
         #expect(collector.bytes.count == 1)
         let got = collector.bytes.values.first ?? []
         #expect(got.count == data.count)
@@ -116,20 +116,20 @@ struct StreamReceiverTests {
                 usleep(1000)
             }
             usleep(20_000)  // let the receiver sit stalled a moment
-            heldAtStall.store(held.withLock { $0.count }, ordering: .relaxed)
+            heldAtStall.store(held.withLockChecked { $0.count }, ordering: .relaxed)
             inRingAtStall.store(receiver.statistics.buffersInRing, ordering: .relaxed)
             while true {
-                let batch = held.withLock { h -> [ReceivedSegment] in
+                let batch = held.withLockChecked { h -> [ReceivedSegment] in
                     let b = h
                     h.removeAll()
                     return b
                 }
                 for seg in batch {
-                    output.withLock { $0.append(contentsOf: seg.bytes!) }
+                    output.withLockChecked { $0.append(contentsOf: seg.bytes!) }
                     receiver.release(seg)
                 }
                 if batch.isEmpty {
-                    if runDone.load(ordering: .acquiring) && held.withLock({ $0.isEmpty }) { break }
+                    if runDone.load(ordering: .acquiring) && held.withLockChecked({ $0.isEmpty }) { break }
                     if ContinuousClock.now > deadline + .seconds(40) { break }
                     usleep(200)
                 }
@@ -138,7 +138,7 @@ struct StreamReceiverTests {
         var end: ConnectionEnd?
         try receiver.run(untilIdle: true, deadline: .now + .seconds(60)) { event in
             switch event {
-            case let .data(seg): held.withLock { $0.append(seg) }
+            case let .data(seg): held.withLockChecked { $0.append(seg) }
             case let .closed(_, e): end = e
             default: break
             }
@@ -153,7 +153,7 @@ struct StreamReceiverTests {
         #expect(inRingAtStall.load(ordering: .relaxed) == 0)
         #expect(heldAtStall.load(ordering: .relaxed) >= 1)
         #expect(end == .endOfStream)
-        let out = output.withLock { $0 }
+        let out = output.withLockChecked { $0 }
         #expect(out.count == data.count)
         #expect(out == data, "data changed while the application held it, or arrived out of order")
         #expect(stats.segmentsDelivered == stats.segmentsReleased)
@@ -343,9 +343,9 @@ struct StreamReceiverTests {
         try client.close()
         let held = Mutex<[ReceivedSegment]>([])
         try receiver.run(untilIdle: true, deadline: .now + .seconds(30)) { event in
-            if case let .data(seg) = event { held.withLock { $0.append(seg) } }
+            if case let .data(seg) = event { held.withLockChecked { $0.append(seg) } }
         }
-        let segments = held.withLock { $0 }
+        let segments = held.withLockChecked { $0 }
         #expect(segments.reduce(0) { $0 + $1.length } == data.count)
         #expect(receiver.statistics.buffersHeldByApplication > 0)
         #expect(pool.inFlight > 0)

@@ -43,6 +43,12 @@ static inline void cnm_area_meta_set(uint16_t id, void *meta) {
     __atomic_store_n(&cnm_area_meta_table[id], meta, __ATOMIC_RELEASE);
 }
 
+/// Tell ThreadSanitizer that a lock at `addr` was taken / is about to be released.
+/// Empty functions unless this file is compiled with -fsanitize=thread. The standard
+/// library's Mutex waits on a futex directly, which ThreadSanitizer cannot see.
+void cnm_sanitizer_acquire(const void *addr);
+void cnm_sanitizer_release(const void *addr);
+
 /// Spin-wait hint (PAUSE on x86, YIELD on arm64).
 static inline void cnm_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -49,7 +49,7 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
 
     /// Starts keeping a segment, with one reference owned by the caller.
     public func enter(_ item: Item) -> Handle {
-        state.withLock { s in
+        state.withLockChecked { s in
             let slot: Int32
             if let free = s.freeSegments.popLast() {
                 slot = free
@@ -65,7 +65,7 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
 
     /// Adds a reference to a kept segment.
     public func retain(_ handle: Handle) {
-        state.withLock { s in
+        state.withLockChecked { s in
             precondition(s.segments[Int(handle.slot)].references > 0, "retain of a segment the ledger no longer keeps")
             s.segments[Int(handle.slot)].references += 1
         }
@@ -73,13 +73,13 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
 
     /// Drops a reference; the segment is released when it was the last.
     public func drop(_ handle: Handle) {
-        state.withLock { s in dropLocked(&s, handle.slot) }
+        state.withLockChecked { s in dropLocked(&s, handle.slot) }
     }
 
     /// Drops one reference from each handle (for abandoning a half-received frame).
     public func drop(_ handles: [Handle]) {
         guard !handles.isEmpty else { return }
-        state.withLock { s in
+        state.withLockChecked { s in
             for h in handles { dropLocked(&s, h.slot) }
         }
     }
@@ -87,20 +87,20 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
     /// Turns references the caller owns into tokens, one per handle, in order: each token
     /// now owns its reference, and `dontNeed` drops it.
     public func issueTokens(adopting handles: [Handle], into tokens: inout [UInt32]) {
-        state.withLock { s in
+        state.withLockChecked { s in
             for h in handles { tokens.append(issueLocked(&s, h.slot)) }
         }
     }
 
     /// Turns one reference the caller owns into a token.
     public func issueToken(adopting handle: Handle) -> UInt32 {
-        state.withLock { s in issueLocked(&s, handle.slot) }
+        state.withLockChecked { s in issueLocked(&s, handle.slot) }
     }
 
     /// Starts keeping a segment and gives its one reference to a new token at once (raw
     /// mode: the whole segment is one fragment).
     public func enterIssuingToken(_ item: Item) -> UInt32 {
-        state.withLock { s in
+        state.withLockChecked { s in
             let slot: Int32
             if let free = s.freeSegments.popLast() {
                 slot = free
@@ -118,7 +118,7 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
     /// token in the fragment at the same index.
     public func issueTokens(adopting handles: [Handle], assigningTo fragments: inout [Fragment]) {
         precondition(handles.count == fragments.count, "one handle per fragment")
-        state.withLock { s in
+        state.withLockChecked { s in
             for i in handles.indices { fragments[i].token = issueLocked(&s, handles[i].slot) }
         }
     }
@@ -143,7 +143,7 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
         guard ranges.count <= TokenLimits.maxRanges else { throw .tooManyRanges(ranges.count) }
         let total = ranges.reduce(0) { $0 + Int($1.count) }
         guard total <= TokenLimits.maxFragments else { throw .tooManyFragments(total) }
-        let result: Result<Int, TokenError> = state.withLock { s in
+        let result: Result<Int, TokenError> = state.withLockChecked { s in
             var freed = 0
             for range in ranges {
                 var token = range.start
@@ -181,9 +181,9 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
     }
 
     /// Segments kept now (entered and not yet released).
-    public var segmentsHeld: Int { state.withLock { $0.segmentsHeld } }
+    public var segmentsHeld: Int { state.withLockChecked { $0.segmentsHeld } }
     /// Tokens out with consumers now.
-    public var tokensOutstanding: Int { state.withLock { $0.tokensOut } }
+    public var tokensOutstanding: Int { state.withLockChecked { $0.tokensOut } }
     /// Segments given back over the ledger's life.
     public var segmentsReleased: Int { released.load(ordering: .relaxed) }
 
