@@ -10,8 +10,10 @@ extension Mutex where Value: ~Copyable {
     public borrowing func withLockChecked<Result: ~Copyable, E: Error>(
         _ body: (inout sending Value) throws(E) -> sending Result
     ) throws(E) -> sending Result {
-        try withLock { (value: inout sending Value) throws(E) -> sending Result in
-            let address = withUnsafeMutablePointer(to: &value) { UnsafeRawPointer($0) }
+        // The lock's own address identifies it; taking it touches nothing the lock
+        // protects, so it cannot be reported before the acquire below.
+        let address = withUnsafePointer(to: self) { UnsafeRawPointer($0) }
+        return try withLock { (value: inout sending Value) throws(E) -> sending Result in
             cnm_sanitizer_acquire(address)
             defer { cnm_sanitizer_release(address) }
             return try body(&value)
