@@ -54,7 +54,7 @@ public final class CUDAExporter: RegionExporter, @unchecked Sendable {
     public func copy(from offset: Int, into destination: UnsafeMutableRawBufferPointer) throws(DeviceMemoryError) {
         guard destination.count > 0 else { return }
         do throws(GPUError) {
-            try copyLock.withLock { _ throws(GPUError) in
+            try copyLock.withLockChecked { _ throws(GPUError) in
                 try driver.copy(to: destination.baseAddress!, from: deviceAddress + UInt64(offset), count: destination.count, on: stream)
                 try driver.synchronize(stream)
             }
@@ -70,7 +70,7 @@ public final class CUDAExporter: RegionExporter, @unchecked Sendable {
             throw .region(.outOfBounds(offset: UInt64(max(offset, 0)), length: bytes.count, regionSize: size))
         }
         guard bytes.count > 0 else { return }
-        try copyLock.withLock { _ throws(GPUError) in
+        try copyLock.withLockChecked { _ throws(GPUError) in
             try driver.copy(to: deviceAddress + UInt64(offset), from: bytes.baseAddress!, count: bytes.count, on: stream)
             try driver.synchronize(stream)
         }

@@ -1,3 +1,4 @@
+import Netmem
 import CNetmemLinux
 import Glibc
 import Synchronization
@@ -46,7 +47,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
     }
 
     deinit {
-        let streams = state.withLock { s in
+        let streams = state.withLockChecked { s in
             s.paused = false
             return Array(s.streams.values)
         }
@@ -57,7 +58,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
 
     /// Holds every stream's worker before its next operation (completions stop).
     public func pause() {
-        let streams = state.withLock { s in
+        let streams = state.withLockChecked { s in
             s.paused = true
             return Array(s.streams.values)
         }
@@ -66,7 +67,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
 
     /// Lets the workers run again.
     public func resume() {
-        let streams = state.withLock { s in
+        let streams = state.withLockChecked { s in
             s.paused = false
             return Array(s.streams.values)
         }
@@ -78,7 +79,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
 
     /// Device allocations, host registrations, streams and events alive now.
     public var liveObjects: (allocations: Int, registrations: Int, streams: Int, events: Int) {
-        state.withLock { s in
+        state.withLockChecked { s in
             (s.mappings.filter { $0.memory != nil }.count, s.mappings.filter { $0.memory == nil }.count,
              s.streams.count, s.events.count)
         }
@@ -86,7 +87,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
 
     /// The host address behind a device range; throws when no mapping covers it.
     public func hostAddress(of address: DeviceAddress, count: Int) throws(GPUError) -> UnsafeMutableRawPointer {
-        let p = state.withLock { s in Self.resolve(s.mappings, address, count) }
+        let p = state.withLockChecked { s in Self.resolve(s.mappings, address, count) }
         guard let p else { throw .invalidDeviceAddress(address, count: count) }
         return p
     }
@@ -105,7 +106,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
     public func allocate(size: Int) throws(GPUError) -> DeviceAddress {
         guard size > 0 else { throw .invalidArgument("device allocation of \(size) bytes") }
         let memory = try HostMemfd(name: "netmem-standin-device", length: roundUp(size, 4096))
-        return state.withLock { s in
+        return state.withLockChecked { s in
             let d = s.nextDevice
             s.nextDevice += UInt64(roundUp(size, 1 << 20)) + (1 << 20)
             s.mappings.append(Mapping(device: d, length: size, host: memory.base, memory: memory))
@@ -114,7 +115,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
     }
 
     public func free(_ address: DeviceAddress) {
-        let found = state.withLock { s -> Bool in
+        let found = state.withLockChecked { s -> Bool in
             guard let i = s.mappings.firstIndex(where: { $0.device == address && $0.memory != nil }) else { return false }
             s.mappings.remove(at: i)
             return true
@@ -124,7 +125,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
 
     public func exportDmaBuf(_ address: DeviceAddress, size: Int) throws(GPUError) -> FileDescriptor {
         guard supportsDmaBufExport else { throw .dmaBufUnsupported(device: deviceName) }
-        let memory = state.withLock { s in
+        let memory = state.withLockChecked { s in
             s.mappings.first { $0.device == address && $0.memory != nil && size <= $0.length }?.memory
         }
         guard let memory else { throw .invalidDeviceAddress(address, count: size) }
@@ -133,7 +134,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
 
     public func registerHost(_ address: UnsafeMutableRawPointer, size: Int) throws(GPUError) -> DeviceAddress {
         guard size > 0 else { throw .invalidArgument("host registration of \(size) bytes") }
-        return try state.withLock { s throws(GPUError) -> DeviceAddress in
+        return try state.withLockChecked { s throws(GPUError) -> DeviceAddress in
             guard !s.mappings.contains(where: { $0.memory == nil && $0.host == address }) else {
                 throw .invalidArgument("host memory at \(address) is already registered")
             }
@@ -145,14 +146,14 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
     }
 
     public func unregisterHost(_ address: UnsafeMutableRawPointer) {
-        state.withLock { s in s.mappings.removeAll { $0.memory == nil && $0.host == address } }
+        state.withLockChecked { s in s.mappings.removeAll { $0.memory == nil && $0.host == address } }
     }
 
     // MARK: Streams and copies
 
     public func makeStream() throws(GPUError) -> GPUStream {
         let stream = StandInStream(driver: self)
-        let handle = state.withLock { s in
+        let handle = state.withLockChecked { s in
             let h = s.nextHandle
             s.nextHandle += 1
             s.streams[h] = stream
@@ -163,13 +164,13 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
     }
 
     public func destroyStream(_ stream: GPUStream) {
-        let s = state.withLock { $0.streams.removeValue(forKey: stream.rawValue) }
+        let s = state.withLockChecked { $0.streams.removeValue(forKey: stream.rawValue) }
         precondition(s != nil, "destroy of stream \(stream.rawValue), which does not exist")
         s?.stop()
     }
 
     private func stream(_ s: GPUStream) throws(GPUError) -> StandInStream {
-        guard let st = state.withLock({ $0.streams[s.rawValue] }) else {
+        guard let st = state.withLockChecked({ $0.streams[s.rawValue] }) else {
             throw .invalidArgument("stream \(s.rawValue) does not exist")
         }
         return st
@@ -211,7 +212,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
     // MARK: Events
 
     public func makeEvent() throws(GPUError) -> GPUEvent {
-        state.withLock { s in
+        state.withLockChecked { s in
             let h = s.nextHandle
             s.nextHandle += 1
             s.events[h] = (0, 0)
@@ -221,7 +222,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
 
     public func record(_ event: GPUEvent, on stream: GPUStream) throws(GPUError) {
         let st = try self.stream(stream)
-        let generation = try state.withLock { s throws(GPUError) -> UInt64 in
+        let generation = try state.withLockChecked { s throws(GPUError) -> UInt64 in
             guard var e = s.events[event.rawValue] else { throw .invalidArgument("event \(event.rawValue) does not exist") }
             e.recorded += 1
             s.events[event.rawValue] = e
@@ -232,7 +233,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
 
     /// Called by a worker when it reaches a recorded event.
     func complete(event: UInt64, generation: UInt64) {
-        state.withLock { s in
+        state.withLockChecked { s in
             if var e = s.events[event], e.done < generation {
                 e.done = generation
                 s.events[event] = e
@@ -241,7 +242,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
     }
 
     public func isComplete(_ event: GPUEvent) throws(GPUError) -> Bool {
-        guard let e = state.withLock({ $0.events[event.rawValue] }) else {
+        guard let e = state.withLockChecked({ $0.events[event.rawValue] }) else {
             throw .invalidArgument("event \(event.rawValue) does not exist")
         }
         return e.done >= e.recorded
@@ -258,7 +259,7 @@ public final class HostStandInDriver: GPUDriver, @unchecked Sendable {
     }
 
     public func destroyEvent(_ event: GPUEvent) {
-        _ = state.withLock { $0.events.removeValue(forKey: event.rawValue) }
+        _ = state.withLockChecked { $0.events.removeValue(forKey: event.rawValue) }
     }
 }
 
@@ -308,12 +309,12 @@ final class StandInStream: @unchecked Sendable {
     }
 
     func enqueue(_ op: Operation) {
-        queue.withLock { $0.operations.append(op) }
+        queue.withLockChecked { $0.operations.append(op) }
         sem_post(wakeups)
     }
 
     func setPaused(_ paused: Bool) {
-        let missed = queue.withLock { q -> Int in
+        let missed = queue.withLockChecked { q -> Int in
             q.paused = paused
             guard !paused else { return 0 }
             defer { q.missed = 0 }
@@ -332,7 +333,7 @@ final class StandInStream: @unchecked Sendable {
     private func run() {
         while true {
             while sem_wait(wakeups) != 0 && errno == EINTR {}
-            let op = queue.withLock { q -> Operation? in
+            let op = queue.withLockChecked { q -> Operation? in
                 if q.paused {
                     q.missed += 1
                     return nil

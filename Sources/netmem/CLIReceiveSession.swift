@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import Netmem
 import NetmemDevice
+import NetmemGPU
 import NetmemURing
 import Synchronization
 import SystemPackage
@@ -13,6 +14,9 @@ import SystemPackage
 final class CLIReceiveSession: @unchecked Sendable {
     struct Options: Sendable {
         var provider: CLIProviderKind = .host
+        /// `--provider cuda[:N]`: GPU memory (then `provider` is ignored).
+        var gpu: GPUProviderSpec? = nil
+        var gpuLanding: CLIGPULanding = .pinned
         var chunkSize = 64 << 10
         var bufferCount = 64
         var framed = false
@@ -46,6 +50,9 @@ final class CLIReceiveSession: @unchecked Sendable {
     /// With `--provider memfd`: the memfd region bound (as a device-memory region) to a
     /// virtual receive queue; it is the pool's provider.
     let binding: DevmemBinding?
+    /// With `--provider cuda[:N]`: the GPU memory and the consumer that moves each message there.
+    let gpu: CLIGPUReceiveMemory?
+    let gpuConsumer: CLIGPUConsumer?
     private static let nextQueue = Atomic<Int>(0)
     let receiver: StreamReceiver
     let framer: StreamFramer
@@ -74,7 +81,16 @@ final class CLIReceiveSession: @unchecked Sendable {
         self.logger = logger
         // Twice the ring's buffers, so chunks the application still holds do not starve it.
         let chunks = options.bufferCount * 2
-        if options.provider == .memfd {
+        if let spec = options.gpu {
+            let memory = try CLIGPUReceiveMemory(spec: spec, landing: options.gpuLanding, chunkSize: options.chunkSize,
+                                                 chunkCount: chunks, maxMessage: options.framed ? options.maxPayload : options.chunkSize)
+            gpu = memory
+            provider = memory.provider
+            area = memory.area
+            binding = memory.binding
+            pool = try memory.makePool(poolSize: chunks)
+        } else if options.provider == .memfd {
+            gpu = nil
             guard DevmemBinding.allowedChunkSizes.contains(options.chunkSize) else {
                 throw CLIError("a memfd region's binding uses 4K, 64K or 2M chunks, not \(CLIFormat.bytes(options.chunkSize))")
             }
@@ -95,6 +111,7 @@ final class CLIReceiveSession: @unchecked Sendable {
             default: preconditionFailure("unknown provider \(provider)")
             }
             binding = nil
+            gpu = nil
             pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, name: "recv"))
         }
         receiver = try StreamReceiver(pool: pool, configuration: StreamReceiver.Configuration(bufferCount: options.bufferCount))
@@ -107,6 +124,7 @@ final class CLIReceiveSession: @unchecked Sendable {
             }
         }
         framer = StreamFramer(mode: options.framed ? .framed(maxPayload: options.maxPayload) : .raw, receiver: receiver)
+        gpuConsumer = try gpu?.makeConsumer(returningTo: framer.ledger)
     }
 
     var reports: [ConnectionReport] { reportsBox.withLockChecked { $0 } }
@@ -117,6 +135,7 @@ final class CLIReceiveSession: @unchecked Sendable {
         try receiver.run(deadline: deadline) { event in
             self.framer.handle(event) { framed in self.consume(framed) }
         }
+        try gpuConsumer?.finish()
         framer.abortAll()
     }
 
@@ -141,10 +160,15 @@ final class CLIReceiveSession: @unchecked Sendable {
                     withUnsafeBytes(of: header.payloadCRC32C.littleEndian) { state.crcDigest?.update(bufferPointer: $0) }
                 }
             }
-            do {
-                try framer.ledger.dontNeed(message)
-            } catch {
-                preconditionFailure("tokens of a frame just delivered were refused: \(error)")
+            if let gpuConsumer {
+                // The GPU consumer takes the tokens and returns them when the device copy completes.
+                do { try gpuConsumer.consume(message) } catch { logger.error("GPU: \(error)") }
+            } else {
+                do {
+                    try framer.ledger.dontNeed(message)
+                } catch {
+                    preconditionFailure("tokens of a frame just delivered were refused: \(error)")
+                }
             }
             payloadBytes.add(length, ordering: .relaxed)
             frames.add(1, ordering: .relaxed)
@@ -220,6 +244,7 @@ final class CLIReceiveSession: @unchecked Sendable {
         let f = inFlight
         lines.append("in flight: pool \(f.pool), segments \(f.segments), tokens \(f.tokens)")
         lines.append("provider: " + provider.describe().description)
+        lines += gpuConsumer?.summaryLines() ?? []
         if let binding { lines.append("binding: \(binding.report) (region \(binding.region))") }
         return lines
     }

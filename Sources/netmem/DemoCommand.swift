@@ -21,8 +21,11 @@ struct DemoCommand: ParsableCommand {
     @Option(name: .customLong("message-size"), help: "Payload bytes per frame.")
     var messageSize: CLIByteSize = CLIByteSize(bytes: 1 << 20)
 
-    @Option(help: "Memory to land data in: host, hugepage, memfd.")
-    var provider: CLIProviderKind = .memfd
+    @Option(help: "Memory to land data in: host, hugepage, memfd, cuda[:N] (GPU), cuda:standin (GPU paths on host memory).")
+    var provider: CLIMemoryProvider = .standard(.memfd)
+
+    @Option(name: .customLong("gpu-landing"), help: "With a cuda provider: pinned (GPU reads pinned host memory in place, then unpacks) or bounce (host chunks copied to the GPU).")
+    var gpuLanding: CLIGPULanding = .pinned
 
     @Option(help: "Chunk (buffer) size (a memfd region's binding takes 4K, 64K or 2M).")
     var chunk: CLIByteSize = CLIByteSize(bytes: 2 << 20)
@@ -43,7 +46,9 @@ struct DemoCommand: ParsableCommand {
         let logger = CLILogging.bootstrap()
         CLIStopSignal.install()
         var options = CLIReceiveSession.Options()
-        options.provider = provider
+        options.provider = provider.standardKind ?? .host
+        options.gpu = provider.gpu
+        options.gpuLanding = gpuLanding
         options.chunkSize = chunk.bytes
         options.bufferCount = buffers
         options.framed = true

@@ -16,7 +16,8 @@ struct DoctorCommand: ParsableCommand {
     var json = false
 
     func run() {
-        let report = DoctorReport.build()
+        var report = DoctorReport.build()
+        report.checks = report.checks.filter { $0.area != "cuda" } + CLIGPUDoctor.checks()
         if json {
             print(ReportJSON.array(report.checks.map { c in
                 .object([

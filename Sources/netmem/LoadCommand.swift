@@ -17,8 +17,8 @@ struct LoadCommand: ParsableCommand {
     @Argument(help: "The file to load.")
     var file: String
 
-    @Option(help: "Memory to land the file in: host, hugepage, memfd.")
-    var provider: CLIProviderKind = .host
+    @Option(help: "Memory to land the file in: host, hugepage, memfd, cuda[:N] (GPU memory), cuda:standin.")
+    var provider: CLIMemoryProvider = .standard(.host)
 
     @Option(help: "Chunk size, a power of two from 4K to 2M.")
     var chunk: CLIByteSize = CLIByteSize(bytes: 1 << 20)
@@ -37,7 +37,11 @@ struct LoadCommand: ParsableCommand {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw CLIError("'\(file)' is not a regular file") }
         let size = Int(st.st_size)
         let chunks = max(1, (size + chunk.bytes - 1) / chunk.bytes)
-        let provider = try provider.make(chunkSize: chunk.bytes, count: chunks)
+        if let spec = self.provider.gpu {
+            for line in try CLIGPULoad.run(file: file, spec: spec, chunkSize: chunk.bytes, depth: depth, direct: !noDirect) { print(line) }
+            return
+        }
+        let provider = try self.provider.standardKind!.make(chunkSize: chunk.bytes, count: chunks)
         let pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, name: "load"))
         let t0 = CLIClock.now
         let loaded = try FileLoader.load(path: file, pool: pool, options: FileLoader.Options(inFlight: depth, direct: !noDirect))

@@ -22,8 +22,11 @@ struct RecvCommand: ParsableCommand {
     @Flag(help: "Parse the Netmem frame format instead of raw bytes.")
     var framed = false
 
-    @Option(help: "Memory to land data in: host, hugepage, memfd.")
-    var provider: CLIProviderKind = .host
+    @Option(help: "Memory to land data in: host, hugepage, memfd, cuda[:N] (GPU), cuda:standin (GPU paths on host memory).")
+    var provider: CLIMemoryProvider = .standard(.host)
+
+    @Option(name: .customLong("gpu-landing"), help: "With a cuda provider: pinned (GPU reads pinned host memory in place, then unpacks) or bounce (host chunks copied to the GPU).")
+    var gpuLanding: CLIGPULanding = .pinned
 
     @Option(help: "Chunk (buffer) size, a power of two from 4K to 2M.")
     var chunk: CLIByteSize = CLIByteSize(bytes: 64 << 10)
@@ -54,7 +57,9 @@ struct RecvCommand: ParsableCommand {
         CLIStopSignal.install()
         let address = try parseAddress(listen)
         var options = CLIReceiveSession.Options()
-        options.provider = provider
+        options.provider = provider.standardKind ?? .host
+        options.gpu = provider.gpu
+        options.gpuLanding = gpuLanding
         options.chunkSize = chunk.bytes
         options.bufferCount = buffers
         options.framed = framed
