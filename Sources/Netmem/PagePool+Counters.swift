@@ -22,9 +22,10 @@ struct SharedCounter: ~Copyable, Sendable {
 }
 
 extension PagePool {
-    /// The pool's counters; the kernel's names are on `PagePoolStats`.
+    /// The pool's counters, stored inline in the pool; the kernel's names are on
+    /// `PagePoolStats`.
     @usableFromInline
-    final class Counters: Sendable {
+    struct Counters: ~Copyable, Sendable {
         @usableFromInline let allocFast = OwnerCounter()
         @usableFromInline let allocSlow = OwnerCounter()
         @usableFromInline let allocSlowHighOrder = OwnerCounter()
@@ -35,8 +36,10 @@ extension PagePool {
         @usableFromInline let recycleCacheFull = OwnerCounter()
         @usableFromInline let recycleRingFull = SharedCounter()
         @usableFromInline let recycleReleasedRefcnt = SharedCounter()
-        /// Chunks handed to users (fragmented chunks count once).
-        @usableFromInline let handedOut = OwnerCounter()
+        /// Chunks handed to users outside the fast path (fragmented chunks count once);
+        /// every fast-path allocation hands one out too, so the total is
+        /// `allocFast + handedOutSlow` and the fast path bumps a single counter.
+        @usableFromInline let handedOutSlow = OwnerCounter()
         /// Chunks returned after the pool closed (they go to the provider directly).
         @usableFromInline let returnedAfterClose = SharedCounter()
         /// Chunks taken from the provider / given back to it.
@@ -117,7 +120,7 @@ extension PagePool {
         s.recycle.ringFull = counters.recycleRingFull.value
         s.recycle.releasedRefcnt = counters.recycleReleasedRefcnt.value
         s.returned = s.recycle.cached + s.recycle.ring + s.recycle.ringFull + counters.returnedAfterClose.value
-        s.handedOut = counters.handedOut.value
+        s.handedOut = counters.allocFast.value + counters.handedOutSlow.value
         s.held = counters.obtained.value - counters.released.value
         return s
     }
@@ -128,6 +131,6 @@ extension PagePool {
         // below zero.
         let returned = counters.recycleCached.value + ring.produced + counters.recycleRingFull.value
             + counters.returnedAfterClose.value
-        return counters.handedOut.value - returned
+        return counters.allocFast.value + counters.handedOutSlow.value - returned
     }
 }

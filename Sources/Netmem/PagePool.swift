@@ -143,7 +143,6 @@ public final class PagePool: @unchecked Sendable {
             let ref = cache[cacheCount]
             ChunkMeta.word(ref).pointee.store(handedWord, ordering: .relaxed)
             counters.allocFast.add(1)
-            counters.handedOut.add(1)
             return ref
         }
         return allocateSlow()
@@ -177,7 +176,6 @@ public final class PagePool: @unchecked Sendable {
             n &+= take
         }
         counters.allocFast.add(n)
-        counters.handedOut.add(n)
         return n
     }
 
@@ -188,7 +186,7 @@ public final class PagePool: @unchecked Sendable {
         cacheCount -= 1
         let ref = cache[cacheCount]
         ChunkMeta.word(ref).pointee.store(handedWord, ordering: .relaxed)
-        counters.handedOut.add(1)
+        counters.handedOutSlow.add(1)
         return ref
     }
 
@@ -251,7 +249,7 @@ public final class PagePool: @unchecked Sendable {
         }
         counters.obtained.add(count)
         counters.allocSlowHighOrder.add(1)
-        counters.handedOut.add(count)
+        counters.handedOutSlow.add(count)
         return refs
     }
 
