@@ -25,7 +25,7 @@ import Testing
     }
 
     func run(seed: UInt64, returner: ReturnThread) throws {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         func fail(_ s: String) -> Comment { "seed \(seed): \(s)" }
         let chunkSize = [4096, 65536].randomElement(using: &rng)!
         let segments = Int.random(in: 1...8, using: &rng)
@@ -129,18 +129,6 @@ import Testing
         for p in pools { #expect(p.shutdownStatus == PagePool.ShutdownStatus.finished, fail("pool not finished")) }
         #expect(binding.isFreed, fail("binding not freed: \(binding.report)"))
         #expect(consumers.allSatisfy { $0.heldCount == 0 }, fail("tokens still held"))
-    }
-}
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

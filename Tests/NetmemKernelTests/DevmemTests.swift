@@ -1,3 +1,4 @@
+import Netmem
 import CNetmemLinux
 import Glibc
 import NetmemDevice

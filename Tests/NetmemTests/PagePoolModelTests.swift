@@ -20,7 +20,7 @@ import Testing
     }
 
     func runSequence(seed: UInt64, foreign: ForeignThread) throws {
-        var rng = SeededRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let providerChunks = Int.random(in: 4...48, using: &rng)
         let poolSize = Int.random(in: 1...64, using: &rng)
         let fragments = Bool.random(using: &rng)

@@ -19,7 +19,7 @@ struct FramingHeaderTests {
 
     @Test("Hardware and portable CRC-32C agree on random data, whole and continued")
     func crcHardwareAgreesWithPortable() {
-        var rng = SplitMix(seed: 0xC0FFEE)
+        var rng = SplitMix64(seed: 0xC0FFEE)
         print("CRC-32C uses hardware instructions: \(CRC32C.usesHardware)")
         for length in [1, 3, 7, 8, 9, 15, 63, 64, 65, 1000, 4095, 65_537] {
             let bytes = rng.bytes(length)
@@ -96,28 +96,3 @@ struct FramingHeaderTests {
     }
 }
 
-/// A small seeded generator (SplitMix64) so failures reproduce.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: n)
-        var i = 0
-        while i < n {
-            var w = next()
-            for _ in 0..<8 where i < n {
-                out[i] = UInt8(truncatingIfNeeded: w)
-                w >>= 8
-                i += 1
-            }
-        }
-        return out
-    }
-}

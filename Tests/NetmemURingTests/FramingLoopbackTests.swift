@@ -189,7 +189,7 @@ extension FileDescriptor {
 
 @Suite("Framing over loopback (io_uring StreamReceiver)", .serialized)
 struct FramingLoopbackTests {
-    static func randomSizes(_ rng: inout SplitMix, count: Int) -> [Int] {
+    static func randomSizes(_ rng: inout SplitMix64, count: Int) -> [Int] {
         var sizes = [1, 4 << 20]
         for _ in 0..<(count - 2) {
             switch rng.next() % 4 {
@@ -211,7 +211,7 @@ struct FramingLoopbackTests {
         let lab = try FramingLoopback(mode: .framed(maxPayload: 4 << 20), buffers: 160, bound: bound)
         #expect(StreamFramer.largestPayload(for: lab.receiver) >= 4 << 20)
         lab.start()
-        var rng = SplitMix(seed: 2024)
+        var rng = SplitMix64(seed: 2024)
         let sizes = Self.randomSizes(&rng, count: 14)
         let payloads = sizes.map { rng.bytes($0) }
         let sender = FramingThread {
@@ -241,7 +241,7 @@ struct FramingLoopbackTests {
     func rawByteExact() throws {
         let lab = try FramingLoopback(mode: .raw)
         lab.start()
-        var rng = SplitMix(seed: 99)
+        var rng = SplitMix64(seed: 99)
         let chunks = Self.randomSizes(&rng, count: 10).map { rng.bytes($0) }
         let sender = FramingThread {
             do {
@@ -267,7 +267,7 @@ struct FramingLoopbackTests {
         let good = try lab.connect()
         var writer = FrameWriter(streamID: 1, firstSequence: 0, checksums: true)
         var goodPayloads: [[UInt8]] = []
-        var rng = SplitMix(seed: 5)
+        var rng = SplitMix64(seed: 5)
         func sendGood() throws {
             let p = rng.bytes(Int(rng.next() % 100_000) + 1)
             goodPayloads.append(p)
@@ -334,7 +334,7 @@ struct FramingLoopbackTests {
         let lab = try FramingLoopback(mode: .raw, chunkSize: 16 << 10, buffers: 8)
         lab.holdTokens.store(true, ordering: .relaxed)
         lab.start()
-        var rng = SplitMix(seed: 11)
+        var rng = SplitMix64(seed: 11)
         let stream = rng.bytes(4 << 20) // far more than 8 × 16 KiB of buffers
         let sender = FramingThread {
             do {

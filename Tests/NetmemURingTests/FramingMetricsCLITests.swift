@@ -1,3 +1,4 @@
+import Netmem
 import Glibc
 @testable import NetmemURing
 import SystemPackage
@@ -122,7 +123,7 @@ struct FramingMetricsCLITests {
         let metrics = try SocketAddress(parsing: "127.0.0.1:\(metricsPort)")
 
         // Send 1 MiB of raw bytes and close.
-        var rng = SplitMix(seed: 77)
+        var rng = SplitMix64(seed: 77)
         let data = rng.bytes(1 << 20)
         let s = try BlockingSocket.connect(to: SocketAddress(parsing: "127.0.0.1:\(dataPort)"))
         try s.sendAll(data)

@@ -174,7 +174,7 @@ struct FramingParserTests {
 
     @Test("Random frames with random segment cuts arrive byte-exact")
     func randomFrames() throws {
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         for round in 0..<20 {
             var b = StreamBuilder()
             for _ in 0..<Int(rng.next() % 20 + 1) {
@@ -204,7 +204,7 @@ struct FramingParserTests {
 
     @Test("Raw mode: every segment becomes one fragment, bytes unchanged")
     func rawMode() throws {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let stream = rng.bytes(100_000)
         let h = try ParserHarness(mode: .raw)
         h.holdTokens = true
@@ -355,7 +355,7 @@ struct FramingLedgerThreadTests {
                 for m in batch { _ = try? ledger.dontNeed(m) }
             }
         }
-        var rng = SplitMix(seed: 3)
+        var rng = SplitMix64(seed: 3)
         for i in 0..<5000 {
             try h.feed(rng.bytes(Int(rng.next() % 100) + 1)[...])
             let handed = h.held
