@@ -9,8 +9,10 @@ import Synchronization
 /// when its sequence is `p`, and holds a value for the consumer when it is `p + 1`.
 /// Producers reserve positions with a compare-and-swap on the tail; the consumer frees a
 /// slot by moving its sequence one lap ahead.
-@usableFromInline
-final class RecycleRing: @unchecked Sendable {
+///
+/// Public so that data paths with their own buffer ids (an io_uring receiver's buffer
+/// ids going back to its RX thread) use the same ring rather than another copy.
+public final class RecycleRing: @unchecked Sendable {
     @usableFromInline
     struct Slot: ~Copyable {
         @usableFromInline let sequence: Atomic<Int>
@@ -21,7 +23,7 @@ final class RecycleRing: @unchecked Sendable {
         }
     }
 
-    @usableFromInline let capacity: Int
+    public let capacity: Int
     @usableFromInline let mask: Int
     @usableFromInline let slots: UnsafeMutablePointer<Slot>
     /// Producer position; padded away from the consumer's.
@@ -29,7 +31,8 @@ final class RecycleRing: @unchecked Sendable {
     /// Consumer position: read and written only by the single consumer.
     @usableFromInline var head: Int = 0
 
-    init(capacity requested: Int) {
+    /// A ring of at least `requested` slots (rounded up to a power of two).
+    public init(capacity requested: Int) {
         var c = 1
         while c < max(2, requested) { c <<= 1 }
         capacity = c
@@ -54,7 +57,7 @@ final class RecycleRing: @unchecked Sendable {
 
     /// Puts one value in; false when the ring is full. Any thread.
     @inlinable
-    func push(_ value: UInt64) -> Bool {
+    public func push(_ value: UInt64) -> Bool {
         var pos = tail.pointee.load(ordering: .relaxed)
         while true {
             let slot = slots + (pos & mask)
@@ -118,7 +121,13 @@ final class RecycleRing: @unchecked Sendable {
         }
     }
 
-    /// Takes up to `into.count` values out, in order. The single consumer only.
+    /// Takes the oldest value out, or nil when the ring is empty. The single consumer only.
+    public func pop() -> UInt64? {
+        var ref = NetmemRef(rawValue: 0)
+        return pop(into: &ref, max: 1) == 1 ? ref.rawValue : nil
+    }
+
+    /// Takes up to `n` values out, in order. The single consumer only.
     @inlinable
     func pop(into out: UnsafeMutablePointer<NetmemRef>, max n: Int) -> Int {
         var got = 0

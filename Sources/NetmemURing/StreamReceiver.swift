@@ -85,7 +85,8 @@ public final class StreamReceiver: @unchecked Sendable {
     private let counters = Counters()
     /// Per bid: references (1 while the kernel uses it + 1 per unreleased segment).
     private let refcounts: UnsafeMutablePointer<Atomic<UInt32>>
-    private let returns: ReturnQueue
+    /// Buffer ids whose last reference was dropped, on their way back to the RX thread.
+    private let returns: RecycleRing
     /// Set when `run` has ended: late releases then go straight to the pool. Guarded so a
     /// release cannot slip into the queue after its last drain.
     private let finished = Mutex<Bool>(false)
@@ -112,7 +113,7 @@ public final class StreamReceiver: @unchecked Sendable {
             (refcounts + i).initialize(to: Atomic(0))
             (chunkOfBid + i).initialize(to: Atomic(0))
         }
-        returns = ReturnQueue(minimumCapacity: configuration.bufferCount)
+        returns = RecycleRing(capacity: configuration.bufferCount)
     }
 
     deinit {
@@ -166,7 +167,7 @@ public final class StreamReceiver: @unchecked Sendable {
                 pool.recycle(NetmemRef(rawValue: raw))
                 counters.buffersHeld.subtract(1, ordering: .relaxed)
             } else {
-                let pushed = returns.push(bid)
+                let pushed = returns.push(UInt64(bid))
                 precondition(pushed, "return queue overflow (buffer \(bid)): more returns than buffers")
             }
         }
@@ -325,7 +326,7 @@ public final class StreamReceiver: @unchecked Sendable {
         mutating func collectReturns() {
             var any = false
             while let bid = receiver.returns.pop() {
-                reclaim(bid)
+                reclaim(UInt16(truncatingIfNeeded: bid))
                 any = true
             }
             if any && !paused.isEmpty { lastReturn = .now }
@@ -608,7 +609,7 @@ public final class StreamReceiver: @unchecked Sendable {
             var popped: [UInt16] = []
             r.finished.withLockChecked { done in
                 done = true
-                while let bid = r.returns.pop() { popped.append(bid) }
+                while let bid = r.returns.pop() { popped.append(UInt16(truncatingIfNeeded: bid)) }
             }
             for bid in popped { reclaim(bid) }
             for i in 0..<buffers.bufferCount {
