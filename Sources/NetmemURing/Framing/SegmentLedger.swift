@@ -50,16 +50,7 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
     /// Starts keeping a segment, with one reference owned by the caller.
     public func enter(_ item: Item) -> Handle {
         state.withLockChecked { s in
-            let slot: Int32
-            if let free = s.freeSegments.popLast() {
-                slot = free
-                s.segments[Int(slot)] = Slot(item: item, references: 1)
-            } else {
-                slot = Int32(s.segments.count)
-                s.segments.append(Slot(item: item, references: 1))
-            }
-            s.segmentsHeld += 1
-            return Handle(slot: slot)
+            Handle(slot: enterLocked(&s, item))
         }
     }
 
@@ -101,16 +92,7 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
     /// mode: the whole segment is one fragment).
     public func enterIssuingToken(_ item: Item) -> UInt32 {
         state.withLockChecked { s in
-            let slot: Int32
-            if let free = s.freeSegments.popLast() {
-                slot = free
-                s.segments[Int(slot)] = Slot(item: item, references: 1)
-            } else {
-                slot = Int32(s.segments.count)
-                s.segments.append(Slot(item: item, references: 1))
-            }
-            s.segmentsHeld += 1
-            return issueLocked(&s, slot)
+            issueLocked(&s, enterLocked(&s, item))
         }
     }
 
@@ -121,6 +103,20 @@ public final class SegmentLedger<Item: Sendable>: TokenReturning, @unchecked Sen
         state.withLockChecked { s in
             for i in handles.indices { fragments[i].token = issueLocked(&s, handles[i].slot) }
         }
+    }
+
+    /// Keeps a segment in a free slot (or a new one) with one reference; returns the slot.
+    private func enterLocked(_ s: inout State, _ item: Item) -> Int32 {
+        let slot: Int32
+        if let free = s.freeSegments.popLast() {
+            slot = free
+            s.segments[Int(slot)] = Slot(item: item, references: 1)
+        } else {
+            slot = Int32(s.segments.count)
+            s.segments.append(Slot(item: item, references: 1))
+        }
+        s.segmentsHeld += 1
+        return slot
     }
 
     private func issueLocked(_ s: inout State, _ slot: Int32) -> UInt32 {
