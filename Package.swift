@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
     ],
     targets: [
         // Kernel ABI structs/constants and thin syscall wrappers (cnm_ prefix).
@@ -44,13 +45,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The frame format: header, parser, writer, CRC-32C. No transport.
+        .target(
+            name: "NetmemFraming",
+            dependencies: ["NetmemDevice", "Netmem", "CNetmemLinux"]
+        ),
         .target(
             name: "NetmemURing",
             dependencies: [
                 "NetmemDevice", "Netmem", "CNetmemLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -69,6 +73,36 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The receive session a library user embeds: memory, pool, receiver, framing, the
+        // RX thread and the async API; the framed sender.
+        .target(
+            name: "NetmemSession",
+            dependencies: [
+                "NetmemURing", "NetmemFraming", "NetmemGPU", "NetmemDevice", "Netmem",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Prometheus metrics of a receive session, served over HTTP/1 with swift-nio.
+        .target(
+            name: "NetmemMetrics",
+            dependencies: [
+                "NetmemSession", "NetmemURing", "Netmem",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The engines of `netmem bench` (not public API): loopback pairs, veth labs, CPU
+        // accounting.
+        .target(
+            name: "NetmemBench",
+            dependencies: [
+                "NetmemSession", "NetmemURing", "NetmemFraming", "Netmem", "CNetmemLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // GPU memory: a CUDA exporter loaded at run time (dlopen), pinned host staging,
         // bounce copies and the unpack step.
         .target(
@@ -82,24 +116,33 @@ let package = Package(
         .executableTarget(
             name: "netmem",
             dependencies: [
-                "Netmem", "NetmemDevice", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
-                "CNetmemMallocCounter",
+                "Netmem", "NetmemDevice", "NetmemFraming", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
+                "NetmemSession", "NetmemMetrics", "NetmemBench", "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "NetmemTests", dependencies: ["Netmem", "CNetmemLinux"]),
-        .testTarget(name: "NetmemDeviceTests", dependencies: ["NetmemDevice", "Netmem"]),
-        .testTarget(
-            name: "NetmemURingTests",
-            dependencies: ["NetmemURing", "NetmemDevice", "Netmem", .product(name: "Crypto", package: "swift-crypto")]
+        // What every test target shares: loopback sockets, seeded data, threads.
+        .target(
+            name: "NetmemTestSupport",
+            dependencies: ["Netmem", "CNetmemLinux", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/NetmemTestSupport"
         ),
-        .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem"]),
-        .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemDevice", "Netmem"]),
-        .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem"]),
+        .testTarget(name: "NetmemTests", dependencies: ["Netmem", "CNetmemLinux", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemDeviceTests", dependencies: ["NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemFramingTests", dependencies: ["NetmemFraming", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemURingTests", dependencies: ["NetmemURing", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(
+            name: "NetmemSessionTests",
+            dependencies: [
+                "NetmemSession", "NetmemMetrics", "NetmemFraming", "NetmemURing", "NetmemDevice", "Netmem", "NetmemTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

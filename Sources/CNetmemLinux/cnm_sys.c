@@ -2,7 +2,9 @@
 #include "cnm_sys.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -72,3 +74,7 @@ int64_t cnm_memlock_limit(void) {
     if (getrlimit(RLIMIT_MEMLOCK, &r) != 0) return -1;
     return r.rlim_cur == RLIM_INFINITY ? INT64_MAX : (int64_t)r.rlim_cur;
 }
+
+int cnm_accept_cloexec(int listener) { return accept4(listener, NULL, NULL, SOCK_CLOEXEC); }
+
+int cnm_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }

@@ -35,6 +35,8 @@ public enum DeviceMemoryError: Error, Sendable, Equatable, CustomStringConvertib
     case unreadable(regionID: UInt32)
     /// An offset/length outside the region.
     case outOfBounds(offset: UInt64, length: Int, regionSize: Int)
+    /// A fragment of another region was given to this one.
+    case wrongRegion(fragmentRegion: UInt32, region: UInt32)
     /// A segment table that does not fit the region (overlaps, past the end, empty).
     case invalidSegments(String)
     case invalidSize(Int)
@@ -57,6 +59,8 @@ public enum DeviceMemoryError: Error, Sendable, Equatable, CustomStringConvertib
             return "region \(id) is device memory the CPU may not read; copy the fragment out with the region's copy method"
         case let .outOfBounds(off, len, size):
             return "bytes \(off)..<\(off + UInt64(len)) are outside the \(size)-byte region"
+        case let .wrongRegion(f, r):
+            return "the fragment lies in region \(f), not in region \(r); read it through the region it names"
         case let .invalidSegments(why): return "invalid segment table: \(why)"
         case let .invalidSize(n): return "invalid region size \(n): it must be positive"
         case let .alreadyBound(q): return "the region is already bound to \(q) (EEXIST)"
@@ -114,18 +118,32 @@ public final class DeviceMemoryRegion: Sendable, CustomStringConvertible {
     /// The CPU address of the region's first byte; nil when the CPU may not read it.
     public var baseAddress: UnsafeMutableRawPointer? { access == .mapped ? exporter.baseAddress : nil }
 
-    /// The readable bytes of a fragment of this region. Throws `unreadable` for a region
-    /// the CPU may not read (the kernel's `skb_frags_readable`).
+    /// The readable bytes of a fragment of this region, valid until the fragment's token
+    /// is given back (prefer `Message.withUnsafePayload`, which scopes them).
+    ///
+    /// - Throws: `wrongRegion` for a fragment of another region, `outOfBounds` for one
+    ///   outside this region, `unreadable` for a region the CPU may not read (the
+    ///   kernel's `skb_frags_readable`).
     public func bytes(of fragment: Fragment) throws(DeviceMemoryError) -> UnsafeRawBufferPointer {
-        try checkBounds(offset: fragment.regionOffset, length: fragment.length)
+        try checkFragment(fragment)
         guard let base = baseAddress else { throw .unreadable(regionID: id) }
         return UnsafeRawBufferPointer(start: base + Int(fragment.regionOffset), count: fragment.length)
     }
 
     /// Copies a fragment's bytes out: memcpy for a mapped region, the exporter's copy
     /// engine otherwise.
+    ///
+    /// - Throws: `wrongRegion` for a fragment of another region, `outOfBounds` for one
+    ///   outside this region, or what the exporter's copy throws.
     public func copy(_ fragment: Fragment, into destination: UnsafeMutableRawBufferPointer) throws(DeviceMemoryError) {
+        try checkFragment(fragment)
         try copy(from: fragment.regionOffset, length: fragment.length, into: destination)
+    }
+
+    /// Checks that a fragment names this region and lies inside it.
+    func checkFragment(_ fragment: Fragment) throws(DeviceMemoryError) {
+        guard fragment.regionID == id else { throw .wrongRegion(fragmentRegion: fragment.regionID, region: id) }
+        try checkBounds(offset: fragment.regionOffset, length: fragment.length)
     }
 
     /// Copies `length` bytes at `offset` into the front of `destination`.

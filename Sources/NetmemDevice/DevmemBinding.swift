@@ -78,6 +78,8 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
     public let chunkSize: Int
     /// One area per segment, in segment order (segments too small for a chunk have none).
     public let areas: [NetmemArea]
+    /// Region coordinates of the areas' chunks.
+    public let regionMap: RegionMap
     private let areaSegment: [UInt16: Int]
     private let segmentArea: [NetmemArea?]
     private let registry: BindingRegistry
@@ -123,7 +125,9 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
         guard !areas.isEmpty else {
             throw .invalidSegments("no segment holds a whole \(chunkSize)-byte chunk")
         }
+        let map = try RegionMap(region: region, areas: areas.map { a in (a, region.segments[areaSegment[a.id]!].offset) })
         try registry.claim(queues, binding: id, region: region.id)
+        regionMap = map
         self.id = id
         self.region = region
         self.queues = queues
@@ -246,16 +250,12 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
     // MARK: Offsets
 
     /// Where a fragment lies in the region (the kernel's `frag_offset`).
-    public func regionOffset(of f: NetmemFragment) -> UInt64 {
-        guard let seg = areaSegment[f.ref.areaID] else {
-            preconditionFailure("\(f) is not in binding \(id)")
-        }
-        return UInt64(region.segments[seg].offset) + UInt64(f.ref.chunk) * UInt64(chunkSize) + UInt64(f.offset)
-    }
+    public func regionOffset(of f: NetmemFragment) -> UInt64 { regionMap.regionOffset(of: f) }
 
-    /// A `Fragment` for a pool fragment of this binding, with a token from `consumer`.
+    /// A `Fragment` for a pool fragment of this binding, with a token from `consumer`
+    /// (which now holds the fragment's reference).
     public func deliver(_ f: NetmemFragment, from pool: PagePool, to consumer: TokenTable) -> Fragment {
-        consumer.issue(f, owner: pool, regionOffset: regionOffset(of: f), regionID: region.id)
+        consumer.issue(f, owner: pool, regions: regionMap)
     }
 
     private func ref(segment: Int, chunk: Int) -> NetmemRef {

@@ -1,108 +1,133 @@
 import Netmem
 
-/// Where one piece of received payload landed, and the token that gives it back.
-/// Mirrors the kernel's `struct dmabuf_cmsg` (`frag_offset`, `frag_size`, `frag_token`,
-/// `dmabuf_id`).
-public struct Fragment: Sendable, Hashable, CustomStringConvertible {
-    /// Offset of the payload from the start of its region (or area, for paths whose
-    /// memory is a plain area, such as an AF_XDP UMEM).
-    public var regionOffset: UInt64
-    /// Payload bytes.
-    public var length: Int
-    /// The token that returns this fragment (`dontNeed`), scoped to one consumer.
-    public var token: UInt32
-    /// Which region or binding the offset is in (the kernel's `dmabuf_id`).
-    public var regionID: UInt32
-    /// The chunk holding the bytes and where in it, when Netmem's own pool holds it
-    /// (nil for fragments the kernel's own page pool holds, as with devmem TCP).
-    public var location: NetmemFragment?
-
-    public init(regionOffset: UInt64, length: Int, token: UInt32, regionID: UInt32, location: NetmemFragment? = nil) {
-        self.regionOffset = regionOffset
-        self.length = length
-        self.token = token
-        self.regionID = regionID
-        self.location = location
-    }
-
-    public var description: String { "fragment(token \(token), region \(regionID) +\(regionOffset), \(length) bytes)" }
-}
-
 /// A received message after header split: a linear part in host memory (readable:
-/// headers, or small payloads) and the payload as fragments, possibly in memory the CPU
-/// may not read (the kernel's skb with `skb_frags_readable`).
+/// headers, or small payloads) and the payload as fragments where it landed, possibly in
+/// memory the CPU may not read (the kernel's skb with `skb_frags_readable`).
+///
+/// A message owns its fragments' tokens: they go back to the table that issued them
+/// when the last copy of the message goes away, or at `release()` when it is the last
+/// copy. Copies share one obligation, so giving back twice is impossible, and no copy
+/// can read bytes that were already given back.
 public struct Message: Sendable {
-    /// Readable bytes copied into host memory (protocol headers, or a small payload).
-    public var linear: [UInt8]
-    /// Payload pieces in order.
-    public var fragments: [Fragment]
+    private final class Storage: Sendable {
+        let linear: [UInt8]
+        let fragments: [Fragment]
+        let region: DeviceMemoryRegion?
+        let returner: (any TokenReturning)?
 
-    public init(linear: [UInt8] = [], fragments: [Fragment] = []) {
-        self.linear = linear
-        self.fragments = fragments
-    }
-
-    /// Payload bytes across all fragments.
-    public var payloadLength: Int { fragments.reduce(0) { $0 + $1.length } }
-}
-
-/// A run of tokens to give back: `count` tokens starting at `start`. Mirrors the
-/// kernel's `struct dmabuf_token`.
-public struct TokenRange: Sendable, Hashable {
-    public var start: UInt32
-    public var count: UInt32
-    public init(start: UInt32, count: UInt32) {
-        self.start = start
-        self.count = count
-    }
-    public init(token: UInt32) { self.init(start: token, count: 1) }
-}
-
-/// The kernel's limits on one `SO_DEVMEM_DONTNEED` call, which Netmem's own token
-/// tables enforce too.
-public enum TokenLimits {
-    /// Ranges in one call (the kernel's `MAX_DONTNEED_TOKENS`).
-    public static let maxRanges = 128
-    /// Tokens (fragments) freed in one call (the kernel's `MAX_DONTNEED_FRAGS`).
-    public static let maxFragments = 1024
-}
-
-/// Something fragments' tokens go back to: Netmem's own token table, or a devmem TCP
-/// socket (`SO_DEVMEM_DONTNEED`), or an io_uring zcrx refill ring.
-public protocol TokenReturning: AnyObject {
-    /// Gives back the tokens in `ranges` and returns how many fragments were freed.
-    /// Mirrors `setsockopt(SO_DEVMEM_DONTNEED)`.
-    func dontNeed(_ ranges: [TokenRange]) throws(TokenError) -> Int
-}
-
-/// Why giving tokens back failed. Nothing is freed wrongly: tokens before the bad one
-/// in the same call may have been freed (the count says how many), none after it.
-public enum TokenError: Error, Sendable, Equatable, CustomStringConvertible {
-    case tooManyRanges(Int)
-    case tooManyFragments(Int)
-    /// A token this consumer never issued (or that belongs to another consumer).
-    case unknownToken(UInt32, freedBefore: Int)
-    /// A token already given back.
-    case alreadyReturned(UInt32, freedBefore: Int)
-    /// The consumer is closed.
-    case consumerClosed
-    /// The kernel refused (devmem TCP / zcrx paths).
-    case kernel(String)
-
-    public var description: String {
-        switch self {
-        case let .tooManyRanges(n):
-            return "\(n) token ranges in one call; at most \(TokenLimits.maxRanges) are allowed"
-        case let .tooManyFragments(n):
-            return "\(n) tokens in one call; at most \(TokenLimits.maxFragments) are allowed"
-        case let .unknownToken(t, freed):
-            return "token \(t) was not issued to this consumer (\(freed) freed before it)"
-        case let .alreadyReturned(t, freed):
-            return "token \(t) was already returned (\(freed) freed before it)"
-        case .consumerClosed:
-            return "the consumer is closed"
-        case let .kernel(message):
-            return "the kernel refused the token return: \(message)"
+        init(linear: [UInt8], fragments: [Fragment], region: DeviceMemoryRegion?, returner: (any TokenReturning)?) {
+            self.linear = linear
+            self.fragments = fragments
+            self.region = region
+            self.returner = returner
         }
+
+        deinit {
+            guard let returner, !fragments.isEmpty else { return }
+            if fragments.count == 1 {
+                _ = try? returner.dontNeed([TokenRange(token: fragments[0].token)])
+            } else {
+                returner.giveBack(fragments.lazy.map(\.token))
+            }
+        }
+    }
+
+    private var storage: Storage
+
+    /// A message whose fragments' tokens go back to `returner` when the message goes
+    /// away. `region` is where the fragments lie (for reading and copying them); with
+    /// `returner` nil the message owns nothing (a description, such as an empty payload).
+    public init(linear: [UInt8] = [], fragments: [Fragment] = [], region: DeviceMemoryRegion? = nil,
+                returningTokensTo returner: (any TokenReturning)? = nil) {
+        storage = Storage(linear: linear, fragments: fragments, region: region, returner: returner)
+    }
+
+    /// Readable bytes copied into host memory (protocol headers, or a small payload).
+    public var linear: [UInt8] { storage.linear }
+    /// Payload pieces in order.
+    public var fragments: [Fragment] { storage.fragments }
+    /// The region the fragments lie in.
+    public var region: DeviceMemoryRegion? { storage.region }
+    /// Payload bytes across all fragments.
+    public var payloadLength: Int { storage.fragments.reduce(0) { $0 + $1.length } }
+    /// Whether the CPU may read the payload where it lies.
+    public var isReadable: Bool { storage.fragments.isEmpty || storage.region?.access == .mapped }
+
+    /// Gives the tokens back now when this is the last copy of the message (returns
+    /// true), else when the last copy goes away (returns false): bytes are never given
+    /// back while any copy can still read them. Write `message.release()` as the last
+    /// use of the value (or `consume message`), as with any owned resource.
+    @discardableResult
+    public consuming func release() -> Bool {
+        isKnownUniquelyReferenced(&storage)
+    }
+
+    /// Calls `body` with the payload's bytes, one buffer per fragment, valid only inside
+    /// `body`. Throws `DeviceMemoryError.unreadable` when the payload lies in memory the
+    /// CPU may not read (copy it out with `copyPayload(into:)` instead).
+    ///
+    /// - Parameter body: Reads the buffers; they must not escape it.
+    /// - Returns: What `body` returns.
+    /// - Throws: `DeviceMemoryError.unreadable`, or `.wrongRegion` for a fragment of
+    ///   another region.
+    public func withUnsafePayload<R>(_ body: (PayloadBuffers) -> R) throws(DeviceMemoryError) -> R {
+        let s = storage
+        if s.fragments.isEmpty { return body(PayloadBuffers(base: nil, fragments: [])) }
+        guard let region = s.region else {
+            throw .exporter("the message has payload fragments but names no region to read them from")
+        }
+        guard let base = region.baseAddress else { throw .unreadable(regionID: region.id) }
+        for f in s.fragments { try region.checkFragment(f) }
+        return withExtendedLifetime(s) { body(PayloadBuffers(base: UnsafeRawPointer(base), fragments: s.fragments)) }
+    }
+
+    /// Copies the payload into the front of `destination`: memcpy for readable memory,
+    /// the region's copy engine for device memory.
+    ///
+    /// - Returns: The bytes copied (`payloadLength`).
+    /// - Throws: `DeviceMemoryError.outOfBounds` when `destination` is too small, or what
+    ///   the region's copy throws.
+    @discardableResult
+    public func copyPayload(into destination: UnsafeMutableRawBufferPointer) throws(DeviceMemoryError) -> Int {
+        let s = storage
+        let total = payloadLength
+        guard destination.count >= total else {
+            throw .outOfBounds(offset: 0, length: total, regionSize: destination.count)
+        }
+        guard !s.fragments.isEmpty else { return 0 }
+        guard let region = s.region else {
+            throw .exporter("the message has payload fragments but names no region to copy them from")
+        }
+        var at = 0
+        for f in s.fragments {
+            try region.copy(f, into: UnsafeMutableRawBufferPointer(rebasing: destination[at..<(at + f.length)]))
+            at += f.length
+        }
+        return at
+    }
+
+    /// The payload as a new array (a copy), from readable or device memory.
+    public func payloadBytes() throws(DeviceMemoryError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: payloadLength)
+        var failure: DeviceMemoryError?
+        out.withUnsafeMutableBytes { raw in
+            do throws(DeviceMemoryError) { try copyPayload(into: raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return out
+    }
+}
+
+/// The payload of a message as buffers, one per fragment, valid only inside the
+/// `Message.withUnsafePayload` call that made them.
+public struct PayloadBuffers: RandomAccessCollection {
+    let base: UnsafeRawPointer?
+    let fragments: [Fragment]
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { fragments.count }
+    public subscript(i: Int) -> UnsafeRawBufferPointer {
+        let f = fragments[i]
+        return UnsafeRawBufferPointer(start: base.unsafelyUnwrapped + Int(f.regionOffset), count: f.length)
     }
 }

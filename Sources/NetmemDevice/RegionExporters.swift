@@ -143,3 +143,35 @@ extension DeviceMemoryRegion {
         try DeviceMemoryRegion(exporter: ImportedFDExporter(fd: fd, allowMapping: allowCPUAccess), allowCPUAccess: allowCPUAccess)
     }
 }
+
+/// A region over memory a provider already mapped (one of its areas): host pages, huge
+/// pages or a shared memfd. It owns nothing itself; it keeps the provider alive.
+public final class MappedAreaExporter: RegionExporter, Sendable {
+    public let kind: String
+    public let fileDescriptor: FileDescriptor?
+    public let size: Int
+    public let segments: [RegionSegment]
+    nonisolated(unsafe) public let baseAddress: UnsafeMutableRawPointer?
+    private let owner: AnyObject & Sendable
+
+    /// The memory of `area`, which `owner` keeps mapped.
+    ///
+    /// - Throws: `DeviceMemoryError.exporter` when the CPU may not read the area.
+    public init(area: NetmemArea, kind: String, fileDescriptor: FileDescriptor? = nil,
+                owner: AnyObject & Sendable) throws(DeviceMemoryError) {
+        guard let base = area.baseAddress else {
+            throw .exporter("area \(area.id) is not mapped for the CPU; a host region needs readable memory")
+        }
+        self.kind = kind
+        self.fileDescriptor = fileDescriptor
+        size = area.chunkCount * area.chunkSize
+        baseAddress = base
+        segments = [RegionSegment(offset: 0, deviceAddress: area.deviceBase, length: size)]
+        self.owner = owner
+    }
+
+    public func copy(from offset: Int, into destination: UnsafeMutableRawBufferPointer) throws(DeviceMemoryError) {
+        guard let base = baseAddress else { throw .exporter("region is not mapped") }
+        destination.copyMemory(from: UnsafeRawBufferPointer(start: base + offset, count: destination.count))
+    }
+}

@@ -11,11 +11,14 @@ public protocol FragmentReleasing: AnyObject, Sendable {
 
 extension PagePool: FragmentReleasing {}
 
-/// The tokens one consumer (a connection, or a queue's consumer) holds. Mirrors the
-/// kernel's per-socket `sk_user_frags` xarray: receiving issues a 32-bit token per
-/// fragment; `dontNeed` takes ranges of tokens back (`SO_DEVMEM_DONTNEED`) and drops the
-/// fragments' chunk references. One consumer can never return another's buffers: a token
-/// is only meaningful in the table that issued it.
+/// The tokens one consumer (a connection, a session, or a queue's consumer) holds: the
+/// one token table of every Netmem receive path (io_uring raw and framed, AF_XDP,
+/// bindings). Mirrors the kernel's per-socket `sk_user_frags` xarray: receiving issues a
+/// 32-bit token per fragment; `dontNeed` takes ranges of tokens back
+/// (`SO_DEVMEM_DONTNEED`) and drops the fragments' chunk references. One consumer can
+/// never return another's buffers: a token is only meaningful in the table that issued
+/// it. Applications normally never call `dontNeed` themselves: a `Message` gives its
+/// tokens back when it goes away.
 ///
 /// Thread-safe: the receive thread issues, any thread returns.
 public final class TokenTable: TokenReturning, Sendable {
@@ -62,14 +65,7 @@ public final class TokenTable: TokenReturning, Sendable {
     public func issue(_ fragment: NetmemFragment, owner: any FragmentReleasing) -> UInt32 {
         state.withLockChecked { s in
             precondition(!s.closed, "token issued on closed consumer '\(name)'")
-            let o: UInt16
-            if let i = s.owners.firstIndex(where: { $0 === owner }) {
-                o = UInt16(i)
-            } else {
-                precondition(s.owners.count < Int(UInt16.max), "consumer '\(name)' has too many fragment owners")
-                s.owners.append(owner)
-                o = UInt16(s.owners.count - 1)
-            }
+            let o = Self.ownerIndex(&s, owner, name)
             s.held += 1
             if let t = s.free.popLast() {
                 s.entries[Int(t)] = Entry(fragment: fragment, owner: o, state: 1)
@@ -81,12 +77,48 @@ public final class TokenTable: TokenReturning, Sendable {
         }
     }
 
-    /// Records a received fragment and returns the `Fragment` that describes it.
-    public func issue(_ fragment: NetmemFragment, owner: any FragmentReleasing,
-                      regionOffset: UInt64, regionID: UInt32) -> Fragment {
-        let token = issue(fragment, owner: owner)
-        return Fragment(regionOffset: regionOffset, length: Int(fragment.length), token: token,
-                        regionID: regionID, location: fragment)
+    /// Takes over an owned piece of a chunk and returns the `Fragment` that describes it,
+    /// in the coordinates of `regions`; the token now holds the piece's reference.
+    public func issue(_ piece: consuming PoolFragment, regions: RegionMap) -> Fragment {
+        let pool = piece.pool
+        return issue(piece.take(), owner: pool, regions: regions)
+    }
+
+    /// Records a received fragment and returns the `Fragment` that describes it, in the
+    /// coordinates of `regions`.
+    public func issue(_ fragment: NetmemFragment, owner: any FragmentReleasing, regions: RegionMap) -> Fragment {
+        regions.fragment(fragment, token: issue(fragment, owner: owner))
+    }
+
+    /// Records the fragments of one message under one lock and appends a `Fragment` for
+    /// each, in order, to `out`. The table now holds one reference on each.
+    public func issue(_ fragments: [NetmemFragment], owner: any FragmentReleasing, regions: RegionMap,
+                      into out: inout [Fragment]) {
+        state.withLockChecked { s in
+            precondition(!s.closed, "token issued on closed consumer '\(name)'")
+            let o = Self.ownerIndex(&s, owner, name)
+            for f in fragments {
+                s.held += 1
+                let t: UInt32
+                if let free = s.free.popLast() {
+                    t = free
+                    s.entries[Int(t)] = Entry(fragment: f, owner: o, state: 1)
+                } else {
+                    precondition(s.entries.count < Int(UInt32.max), "consumer '\(name)' ran out of tokens")
+                    t = UInt32(s.entries.count)
+                    s.entries.append(Entry(fragment: f, owner: o, state: 1))
+                }
+                out.append(regions.fragment(f, token: t))
+            }
+        }
+    }
+
+    private static func ownerIndex(_ s: inout State, _ owner: any FragmentReleasing, _ name: String) -> UInt16 {
+        if let last = s.owners.last, last === owner { return UInt16(s.owners.count - 1) }
+        if let i = s.owners.firstIndex(where: { $0 === owner }) { return UInt16(i) }
+        precondition(s.owners.count < Int(UInt16.max), "consumer '\(name)' has too many fragment owners")
+        s.owners.append(owner)
+        return UInt16(s.owners.count - 1)
     }
 
     /// Tokens held now.

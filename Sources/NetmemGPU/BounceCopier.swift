@@ -12,10 +12,10 @@ import NetmemDevice
 /// once; `submit` waits for the oldest copy (or throws `wouldBlock`) beyond that, or when
 /// the ring is full.
 ///
-/// Ownership of tokens: `submit` takes the message's tokens. They are returned when the
-/// copy completes, or at once when the submission fails for any reason other than
-/// `wouldBlock` (then nothing was taken). `close()` (and deinit) waits for copies still
-/// running and returns their tokens, so no path leaks a buffer.
+/// Ownership: `submit(_ message:)` keeps the message (and so its tokens) until the copy
+/// completes, and lets it go at once when the submission fails for any reason other than
+/// `wouldBlock` (then nothing was kept). `close()` (and deinit) waits for copies still
+/// running and lets their messages go, so no path leaks a buffer.
 ///
 /// One thread uses a copier (the receive thread, or the consumer's).
 public final class BounceCopier {
@@ -46,16 +46,15 @@ public final class BounceCopier {
         public var landed = 0
         public var bytes = 0
         public var copies = 0
-        public var tokensReturned = 0
-        /// Tokens the consumer refused to take back (a bug elsewhere; counted, not thrown).
-        public var tokensRefused = 0
+        /// Messages let go (their tokens given back) after their copy ended.
+        public var messagesReleased = 0
         /// Submissions that had to wait for a copy to finish (backpressure).
         public var waits = 0
-        /// Submissions that failed (their tokens were returned).
+        /// Submissions that failed (their messages were let go).
         public var failed = 0
         public var description: String {
-            "submitted=\(submitted) landed=\(landed) bytes=\(bytes) copies=\(copies) tokens_returned=\(tokensReturned) "
-                + "tokens_refused=\(tokensRefused) waits=\(waits) failed=\(failed)"
+            "submitted=\(submitted) landed=\(landed) bytes=\(bytes) copies=\(copies) messages_released=\(messagesReleased) "
+                + "waits=\(waits) failed=\(failed)"
         }
     }
 
@@ -64,12 +63,12 @@ public final class BounceCopier {
         var offset: Int
         var length: Int
         var event: GPUEvent
-        var tokens: [UInt32]
+        var held: Message?
+        var fragments: Int
     }
 
     public let driver: any GPUDriver
     public let destination: DeviceMemoryRegion
-    public let consumer: any TokenReturning
     public let configuration: Configuration
     public private(set) var statistics = Statistics()
     private var ring: DeviceRing
@@ -80,9 +79,8 @@ public final class BounceCopier {
     private var inFlightHead = 0
     private var closed = false
 
-    /// A copier into `destination` (a device region of `driver`), returning tokens to
-    /// `consumer`.
-    public init(driver: any GPUDriver, destination: DeviceMemoryRegion, consumer: any TokenReturning,
+    /// A copier into `destination` (a device region of `driver`).
+    public init(driver: any GPUDriver, destination: DeviceMemoryRegion,
                 configuration: Configuration = Configuration()) throws(GPUError) {
         guard configuration.maxInFlight > 0 else { throw .invalidArgument("maxInFlight must be at least 1") }
         guard configuration.alignment > 0, configuration.alignment & (configuration.alignment - 1) == 0 else {
@@ -90,7 +88,6 @@ public final class BounceCopier {
         }
         self.driver = driver
         self.destination = destination
-        self.consumer = consumer
         self.configuration = configuration
         ring = DeviceRing(capacity: destination.size, alignment: configuration.alignment)
         stream = try driver.makeStream()
@@ -119,26 +116,28 @@ public final class BounceCopier {
     /// Starts copying a message's fragments (in host chunks) into the next free place of
     /// the destination ring; returns the reservation id `poll` will report it under.
     /// With `wait` false, throws `wouldBlock` instead of waiting for a copy to finish.
+    ///
+    /// - Throws: `GPUError` for a fragment not in readable host memory, a message larger
+    ///   than the ring, or a failed copy (the message is let go then).
     @discardableResult
-    public func submit(_ fragments: [Fragment], wait: Bool = true) throws(GPUError) -> UInt64 {
+    public func submit(_ message: Message, wait: Bool = true) throws(GPUError) -> UInt64 {
         precondition(!closed, "submit on a closed bounce copier")
-        let tokens = fragments.map(\.token)
+        let held: Message? = message
+        let fragments = message.fragments
         // Check the input first: nothing is issued for a message with a bad fragment.
         var sources: [UnsafeRawPointer] = []
         sources.reserveCapacity(fragments.count)
         var total = 0
         for (i, f) in fragments.enumerated() {
-            guard let loc = f.location, Int(loc.length) == f.length, let area = NetmemArea.lookup(loc.ref.areaID),
-                  area.contains(loc.ref), Int(loc.offset) + f.length <= area.chunkSize,
-                  let chunk = area.address(of: loc.ref) else {
-                fail(tokens)
+            guard let region = message.region, let bytes = try? region.bytes(of: f), let base = bytes.baseAddress else {
+                fail(held)
                 throw .fragmentNotInHostMemory(index: i)
             }
-            sources.append(UnsafeRawPointer(chunk + Int(loc.offset)))
+            sources.append(base)
             total += f.length
         }
         guard (total + configuration.alignment - 1) & ~(configuration.alignment - 1) <= destination.size else {
-            fail(tokens)
+            fail(held)
             throw .messageLargerThanRing(length: total, ringSize: destination.size)
         }
         // Room: an event and ring space.
@@ -158,7 +157,7 @@ public final class BounceCopier {
                 if !waited { statistics.waits += 1; waited = true }
                 try driver.wait(inFlight[inFlightHead].event)
             } catch {
-                if error != .wouldBlock { fail(tokens) }
+                if error != .wouldBlock { fail(held) }
                 throw error
             }
         }
@@ -194,16 +193,17 @@ public final class BounceCopier {
             try? driver.synchronize(stream)
             freeEvents.append(event)
             ring.release(id)
-            fail(tokens)
+            fail(held)
             throw error
         }
-        inFlight.append(InFlight(reservation: id, offset: offset, length: total, event: event, tokens: tokens))
+        inFlight.append(InFlight(reservation: id, offset: offset, length: total, event: event, held: held,
+                                  fragments: fragments.count))
         statistics.submitted += 1
         return id
     }
 
     /// Reports the messages whose copies completed since the last call (oldest first),
-    /// after returning their tokens.
+    /// after letting them go.
     public func poll() throws(GPUError) -> [Landed] {
         _ = try reap()
         defer { pending.removeAll() }
@@ -223,16 +223,17 @@ public final class BounceCopier {
     /// The application is done with a landed message: its ring space can be reused.
     public func release(_ id: UInt64) { ring.release(id) }
 
-    /// Waits for copies still running (best effort) and returns their tokens; the copier
-    /// takes no more messages. Called by deinit.
+    /// Waits for copies still running (best effort) and lets their messages go; the
+    /// copier takes no more messages. Called by deinit.
     public func close() {
         guard !closed else { return }
         closed = true
         try? driver.synchronize(stream)
         while inFlightHead < inFlight.count {
             let f = inFlight[inFlightHead]
+            inFlight[inFlightHead].held = nil  // the message goes now, not when the array is cleared
             inFlightHead += 1
-            giveBack(f.tokens)
+            giveBack(f.held)
             freeEvents.append(f.event)
         }
         inFlight.removeAll()
@@ -244,13 +245,14 @@ public final class BounceCopier {
     /// Completions not yet reported by `poll` (some are found while making room).
     private var pending: [Landed] = []
 
-    /// Completes what is done (tokens returned, reported to the next `poll`); returns how many.
+    /// Completes what is done (messages let go, reported to the next `poll`); returns how many.
     private func reap() throws(GPUError) -> Int {
         var n = 0
         while inFlightHead < inFlight.count, try driver.isComplete(inFlight[inFlightHead].event) {
             let f = inFlight[inFlightHead]
+            inFlight[inFlightHead].held = nil  // the message goes now, not when the array is cleared
             inFlightHead += 1
-            giveBack(f.tokens)
+            giveBack(f.held)
             freeEvents.append(f.event)
             statistics.landed += 1
             statistics.bytes += f.length
@@ -259,7 +261,7 @@ public final class BounceCopier {
                 if address == 0 { address = a }
             }
             pending.append(Landed(id: f.reservation, offset: f.offset, deviceAddress: address, length: f.length,
-                              fragments: f.tokens.count))
+                              fragments: f.fragments))
             n += 1
         }
         if inFlightHead == inFlight.count {
@@ -269,14 +271,12 @@ public final class BounceCopier {
         return n
     }
 
-    private func giveBack(_ tokens: [UInt32]) {
-        let r = TokenGiveBack.giveBack(tokens, to: consumer)
-        statistics.tokensReturned += r.freed
-        statistics.tokensRefused += r.refused
+    private func giveBack(_ held: Message?) {
+        if held != nil { statistics.messagesReleased += 1 }
     }
 
-    private func fail(_ tokens: [UInt32]) {
+    private func fail(_ held: Message?) {
         statistics.failed += 1
-        giveBack(tokens)
+        giveBack(held)
     }
 }

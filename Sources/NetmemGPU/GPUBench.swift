@@ -121,9 +121,14 @@ public enum GPUBench {
             pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, fragmentSize: p.fragmentSize, name: "bench bounce"))
         } catch { throw .region(.core(error)) }
         let table = TokenTable(name: "bench bounce")
+        let regions: RegionMap
+        do { regions = try RegionMap(hostArea: provider.area, kind: "host", keepingAlive: provider) } catch { throw .region(error) }
         let ring = try DeviceMemoryRegion.gpu(driver: driver, size: p.messageSize * p.inFlight * 2, exportDmaBuf: false)
-        let copier = try BounceCopier(driver: driver, destination: ring, consumer: table,
+        let copier = try BounceCopier(driver: driver, destination: ring,
                                       configuration: BounceCopier.Configuration(maxInFlight: p.inFlight))
+        let message = { (fragments: [Fragment]) in
+            Message(fragments: fragments, region: regions.region, returningTokensTo: table)
+        }
         let perMessage = p.messageSize / p.fragmentSize
         let count = p.totalBytes / p.messageSize
         let clock = ContinuousClock()
@@ -137,7 +142,7 @@ public enum GPUBench {
             var spins = 0
             while fragments.count < perMessage {
                 if let f = pool.allocateFragment(length: p.fragmentSize) {
-                    fragments.append(table.issue(f, owner: pool, regionOffset: 0, regionID: 0))
+                    fragments.append(table.issue(f, owner: pool, regions: regions))
                     continue
                 }
                 // Out of host chunks: they come back as copies complete.
@@ -145,7 +150,7 @@ public enum GPUBench {
                 spins += 1
                 if spins > 1000 { throw .invalidArgument("the bench pool of \(chunks) chunks cannot hold one message") }
             }
-            try copier.submit(fragments)
+            try copier.submit(message(fragments))
             for l in try copier.poll() { copier.release(l.id) }
         }
         for l in try copier.drain() { copier.release(l.id) }
@@ -163,15 +168,15 @@ public enum GPUBench {
                 chunk.storeBytes(of: b, toByteOffset: Int(f.offset) + j, as: UInt8.self)
                 expected.append(b)
             }
-            fragments.append(table.issue(f, owner: pool, regionOffset: 0, regionID: 0))
+            fragments.append(table.issue(f, owner: pool, regions: regions))
         }
-        try copier.submit(fragments)
+        try copier.submit(message(fragments))
         let landed = try copier.drain()
         let seen = UnsafeMutableRawBufferPointer.allocate(byteCount: p.messageSize, alignment: 4096)
         defer { seen.deallocate() }
         var verified = false
         if let l = landed.last, l.length == expected.count {
-            do { try ring.copy(from: UInt64(l.offset), length: l.length, into: seen) } catch { throw .region(error) }
+            do throws(DeviceMemoryError) { try ring.copy(from: UInt64(l.offset), length: l.length, into: seen) } catch { throw .region(error) }
             verified = seen.elementsEqual(expected)
         }
         for l in landed { copier.release(l.id) }

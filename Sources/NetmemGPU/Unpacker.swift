@@ -10,8 +10,8 @@ import NetmemDevice
 ///
 /// Every fragment is checked before anything is issued: it must name the source region
 /// and lie inside it, and the destination must hold the message (typed errors otherwise).
-/// With a `consumer`, `unpack` takes the message's tokens: they go back when the batch
-/// completes, or at once when it fails (except `wouldBlock`, which takes nothing).
+/// `unpack(_ message:)` keeps the message (and so its tokens) until the batch completes,
+/// and lets it go at once when the batch fails; `wouldBlock` takes nothing.
 ///
 /// One thread uses an unpacker.
 public final class Unpacker {
@@ -32,22 +32,21 @@ public final class Unpacker {
         public var copies = 0
         public var fragments = 0
         public var rejected = 0
-        public var tokensReturned = 0
-        public var tokensRefused = 0
+        /// Messages let go (their tokens given back) after their batch ended.
+        public var messagesReleased = 0
         public var description: String {
             "batches=\(batches) completed=\(completed) bytes=\(bytes) copies=\(copies) fragments=\(fragments) "
-                + "rejected=\(rejected) tokens_returned=\(tokensReturned) tokens_refused=\(tokensRefused)"
+                + "rejected=\(rejected) messages_released=\(messagesReleased)"
         }
     }
 
     struct Batch {
         var completed: Completed
         var event: GPUEvent
-        var tokens: [UInt32]
+        var held: Message?
     }
 
     public let driver: any GPUDriver
-    public let consumer: (any TokenReturning)?
     public private(set) var statistics = Statistics()
     private let stream: GPUStream
     private var allEvents: [GPUEvent] = []
@@ -57,12 +56,10 @@ public final class Unpacker {
     private var nextID: UInt64 = 1
     private var closed = false
 
-    /// An unpacker with at most `maxInFlight` batches outstanding, returning tokens to
-    /// `consumer` when one is given.
-    public init(driver: any GPUDriver, maxInFlight: Int = 16, consumer: (any TokenReturning)? = nil) throws(GPUError) {
+    /// An unpacker with at most `maxInFlight` batches outstanding.
+    public init(driver: any GPUDriver, maxInFlight: Int = 16) throws(GPUError) {
         guard maxInFlight > 0 else { throw .invalidArgument("maxInFlight must be at least 1") }
         self.driver = driver
-        self.consumer = consumer
         stream = try driver.makeStream()
         do throws(GPUError) {
             for _ in 0..<maxInFlight { allEvents.append(try driver.makeEvent()) }
@@ -82,29 +79,49 @@ public final class Unpacker {
 
     public var inFlightCount: Int { batches.count - head }
 
+    /// Gathers a received message's payload (in its region) into `destination` starting
+    /// at `offset`, in order, and keeps the message until the copies are done: its tokens
+    /// go back then. Returns the batch id `poll` reports. With `wait` false, throws
+    /// `wouldBlock` (keeping nothing) when every batch slot is busy instead of waiting.
+    ///
+    /// - Throws: `GPUError` for a fragment outside its region, a destination too small,
+    ///   or a failed copy (the message is let go then).
+    @discardableResult
+    public func unpack(_ message: Message, into destination: DeviceMemoryRegion, at offset: Int = 0,
+                       wait: Bool = true) throws(GPUError) -> UInt64 {
+        guard let source = message.region else {
+            throw .invalidArgument("the message names no region its fragments lie in")
+        }
+        return try unpack(message.fragments, from: source, into: destination, at: offset, wait: wait, holding: message)
+    }
+
     /// Gathers `fragments` (in `source`) into `destination` starting at `offset`, in order.
     /// Returns the batch id `poll` reports. With `wait` false, throws `wouldBlock` when
     /// every batch slot is busy instead of waiting for the oldest.
     @discardableResult
     public func unpack(_ fragments: [Fragment], from source: DeviceMemoryRegion, into destination: DeviceMemoryRegion,
                        at offset: Int = 0, wait: Bool = true) throws(GPUError) -> UInt64 {
+        try unpack(fragments, from: source, into: destination, at: offset, wait: wait, holding: nil)
+    }
+
+    private func unpack(_ fragments: [Fragment], from source: DeviceMemoryRegion, into destination: DeviceMemoryRegion,
+                        at offset: Int, wait: Bool, holding held: Message?) throws(GPUError) -> UInt64 {
         precondition(!closed, "unpack on a closed unpacker")
-        let tokens = consumer == nil ? [] : fragments.map(\.token)
         // Validate everything first.
         var total = 0
         for (i, f) in fragments.enumerated() {
             guard f.regionID == source.id else {
-                reject(tokens)
+                reject(held)
                 throw .fragmentFromOtherRegion(index: i, regionID: f.regionID, expected: source.id)
             }
             guard f.length >= 0, f.regionOffset <= UInt64(source.size), UInt64(f.length) <= UInt64(source.size) - f.regionOffset else {
-                reject(tokens)
+                reject(held)
                 throw .fragmentOutsideRegion(index: i, offset: f.regionOffset, length: f.length, regionSize: source.size)
             }
             total += f.length
         }
         guard offset >= 0, offset <= destination.size, total <= destination.size - offset else {
-            reject(tokens)
+            reject(held)
             throw .destinationTooSmall(needed: total, capacity: max(destination.size - max(offset, 0), 0))
         }
         // Plan the copies: source pieces (split at segment ends) against destination
@@ -138,7 +155,7 @@ public final class Unpacker {
                 }
             }
         } catch {
-            reject(tokens)
+            reject(held)
             throw error
         }
         // A batch slot.
@@ -148,7 +165,7 @@ public final class Unpacker {
                 guard wait else { throw GPUError.wouldBlock }
                 try driver.wait(batches[head].event)
             } catch {
-                if error != .wouldBlock { reject(tokens) }
+                if error != .wouldBlock { reject(held) }
                 throw error
             }
         }
@@ -159,21 +176,21 @@ public final class Unpacker {
         } catch {
             try? driver.synchronize(stream)
             freeEvents.append(event)
-            reject(tokens)
+            reject(held)
             throw error
         }
         let id = nextID
         nextID += 1
         batches.append(Batch(completed: Completed(id: id, destinationOffset: offset, length: total, copies: plan.count,
                                                   fragments: fragments.count),
-                             event: event, tokens: tokens))
+                             event: event, held: held))
         statistics.batches += 1
         statistics.copies += plan.count
         statistics.fragments += fragments.count
         return id
     }
 
-    /// The batches completed since the last call, oldest first (their tokens returned).
+    /// The batches completed since the last call, oldest first (their messages let go).
     public func poll() throws(GPUError) -> [Completed] {
         _ = try reap()
         defer { pending.removeAll() }
@@ -190,15 +207,16 @@ public final class Unpacker {
         return pending
     }
 
-    /// Waits for the batches still running (best effort) and returns their tokens. Called
-    /// by deinit.
+    /// Waits for the batches still running (best effort) and lets their messages go.
+    /// Called by deinit.
     public func close() {
         guard !closed else { return }
         closed = true
         try? driver.synchronize(stream)
         while head < batches.count {
-            giveBack(batches[head].tokens)
+            giveBack(batches[head].held)
             freeEvents.append(batches[head].event)
+            batches[head].held = nil  // the message goes now, not when the array is cleared
             head += 1
         }
         batches.removeAll()
@@ -211,8 +229,9 @@ public final class Unpacker {
         var n = 0
         while head < batches.count, try driver.isComplete(batches[head].event) {
             let b = batches[head]
+            batches[head].held = nil  // the message goes now, not when the array is cleared
             head += 1
-            giveBack(b.tokens)
+            giveBack(b.held)
             freeEvents.append(b.event)
             statistics.completed += 1
             statistics.bytes += b.completed.length
@@ -226,15 +245,14 @@ public final class Unpacker {
         return n
     }
 
-    private func giveBack(_ tokens: [UInt32]) {
-        guard let consumer, !tokens.isEmpty else { return }
-        let r = TokenGiveBack.giveBack(tokens, to: consumer)
-        statistics.tokensReturned += r.freed
-        statistics.tokensRefused += r.refused
+    /// Lets a batch's message go (its tokens go back when no other copy holds it).
+    private func giveBack(_ held: Message?) {
+        guard held != nil else { return }
+        statistics.messagesReleased += 1
     }
 
-    private func reject(_ tokens: [UInt32]) {
+    private func reject(_ held: Message?) {
         statistics.rejected += 1
-        giveBack(tokens)
+        giveBack(held)
     }
 }

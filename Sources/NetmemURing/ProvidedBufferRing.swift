@@ -13,9 +13,9 @@ import SystemPackage
 /// `F_BUF_MORE` while it keeps the buffer. `consume(bid:length:)` tracks where each
 /// piece starts.
 ///
-/// Owned by the RX thread. A bid is either free (no chunk), or out (its chunk is in the
-/// kernel's ring or held by the application); `provide` takes a free bid, `reclaim`
-/// frees it again.
+/// Owned by the RX thread. A bid is either free (no chunk) or in the kernel's ring;
+/// `provide` takes a free bid, `finish` frees it when the kernel is done with it (the
+/// chunk's reference then belongs to whoever received its bytes).
 public struct ProvidedBufferRing: ~Copyable {
     public let group: UInt16
     /// Ring slots (a power of two, ≥ bufferCount).
@@ -48,7 +48,7 @@ public struct ProvidedBufferRing: ~Copyable {
 
     /// Buffers now in the kernel's ring (provided and not yet fully consumed).
     public private(set) var buffersInRing = 0
-    /// Bids that hold a chunk (in the ring or out with the application).
+    /// Bids that hold a chunk.
     public var buffersOut: Int { bufferCount - freeCount }
 
     /// Mirrors `io_uring_setup_buf_ring`: maps ring memory and registers it as `group`.
@@ -200,6 +200,13 @@ public struct ProvidedBufferRing: ~Copyable {
     public func bid(following first: UInt16, by index: Int) -> UInt16 {
         let pos = positionOfBid[Int(checkedBid(first))] &+ UInt16(truncatingIfNeeded: index)
         return bidAtPosition[Int(pos & mask)]
+    }
+
+    /// The kernel is done with `bid`: it leaves the kernel's ring and is free for a new
+    /// chunk. Returns the chunk it held.
+    public mutating func finish(_ bid: UInt16) -> NetmemRef {
+        kernelFinished(bid: bid)
+        return reclaim(bid)
     }
 
     /// Frees `bid` and returns its chunk (to give back to the pool).

@@ -8,29 +8,41 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "connection \(rawValue)" }
 }
 
-/// A piece of a TCP stream as it landed: which connection, where in pool memory (chunk +
-/// offset + length), and the bytes when the CPU may read them. The application gives it
-/// back with `StreamReceiver.release(_:)` (any thread, exactly once); until then the
-/// chunk stays out of the kernel's ring.
-public struct ReceivedSegment: Sendable, CustomStringConvertible {
+/// A piece of a TCP stream as it landed: which connection, where in its stream, and the
+/// bytes where the kernel put them, holding a reference on their pool chunk. It cannot
+/// be copied: the chunk reference drops exactly once, when the segment goes away or is
+/// released, from any thread; until then the chunk is never recycled.
+public struct ReceivedSegment: ~Copyable, Sendable {
     public let connection: ConnectionID
-    /// Where the bytes are: the chunk, the offset inside it, the length.
-    public let fragment: NetmemFragment
     /// The byte offset of this segment in its connection's stream.
     public let streamOffset: UInt64
-    let address: UInt
-    let bid: UInt16
+    /// The bytes, owned: their chunk, where in it, and their CPU address.
+    public let piece: PoolFragment
 
-    /// The bytes, for reading (nil when the memory is not CPU-readable). Valid until the
-    /// segment is released.
-    public var bytes: UnsafeRawBufferPointer? {
-        guard address != 0 else { return nil }
-        return UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: address), count: Int(fragment.length))
+    init(connection: ConnectionID, streamOffset: UInt64, piece: consuming PoolFragment) {
+        self.connection = connection
+        self.streamOffset = streamOffset
+        self.piece = piece
     }
 
-    public var length: Int { Int(fragment.length) }
+    /// Bytes in the segment.
+    public var length: Int { piece.count }
+    /// Where the bytes are: the chunk, the offset inside it, the length.
+    public var fragment: NetmemFragment { piece.fragment }
 
-    public var description: String { "\(connection) @\(streamOffset): \(fragment)" }
+    /// The bytes, for reading inside `body` (a receiver's pools are always readable).
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        guard let base = piece.baseAddress else {
+            preconditionFailure("\(piece.fragment) of \(connection) is not readable")
+        }
+        return try body(UnsafeRawBufferPointer(start: base, count: piece.count))
+    }
+
+    /// Gives the chunk reference back now (the same as letting the segment go away).
+    public consuming func release() {}
+
+    /// Ends the segment and hands its owned piece to the caller (a parser, a token table).
+    public consuming func takePiece() -> PoolFragment { piece }
 }
 
 /// Why a connection ended.
@@ -49,19 +61,21 @@ public enum ConnectionEnd: Sendable, Equatable, CustomStringConvertible {
         case .endOfStream: return "end of stream"
         case .reset: return "connection reset by peer"
         case .closedLocally: return "closed locally"
-        case let .failed(e): return "receive failed: \(e)"
+        case let .failed(e): return "receive failed: \(e) (errno \(e.rawValue))"
         }
     }
 }
 
-/// What the receiver tells its handler, on the RX thread.
-public enum ReceiveEvent: Sendable {
+/// What the receiver tells its handler, on the RX thread. A `.data` event owns its
+/// segment: consume it (`switch consume event`) and keep, pass on or drop the segment.
+public enum ReceiveEvent: ~Copyable, Sendable {
     /// A connection was accepted (or adopted) and is being read.
     case connected(ConnectionID)
-    /// Bytes arrived. Release the segment when done with it.
+    /// Bytes arrived.
     case data(ReceivedSegment)
     /// The connection ended; every segment of it was delivered before this event.
     case closed(ConnectionID, ConnectionEnd)
-    /// A listener failed and was dropped.
-    case listenerFailed(Errno)
+    /// A listener failed for good (the error is not one accept can recover from): no
+    /// more connections come from it.
+    case listenerFailed(FileDescriptor, Errno)
 }

@@ -6,9 +6,9 @@ extension XDPSocket {
     /// Receives up to `limit` UDP datagrams with a software header split and appends them
     /// to `messages`: each message's linear part holds the Ethernet/IP/UDP headers
     /// (copied), its one fragment the payload where it landed in the UMEM, with a token
-    /// from `tokens`. Give the token back (`tokens.dontNeed`) when done with the payload;
-    /// the frame then returns to the pool. A datagram with an empty payload has no
-    /// fragment (its frame is back already). Frames that are not well-formed UDP are
+    /// from `tokens`. The message owns the token: when it goes away the frame returns to
+    /// the pool. A datagram with an empty payload has no fragment (its frame is back
+    /// already). Frames that are not well-formed UDP are
     /// counted in `counters.malformed` and returned at once. Returns messages appended.
     public mutating func receive(into messages: inout [Message], limit: Int = 64) -> Int {
         reapCompletions()
@@ -21,7 +21,7 @@ extension XDPSocket {
         var delivered = 0
         for i in 0..<n {
             guard let frame = takeFrame(rx.descriptor(at: start &+ i).pointee) else { continue }
-            let bytes = UnsafeRawBufferPointer(self.bytes(of: frame))
+            let bytes = UnsafeRawBufferPointer(self.bytes(ref: frame.ref, offset: frame.offset, length: frame.length))
             switch UDPHeaderSplit.parse(bytes) {
             case let .success(layout):
                 let linear = Array(bytes[0..<layout.headerLength])
@@ -32,9 +32,9 @@ extension XDPSocket {
                     let offset = frame.offset + layout.headerLength
                     let fragment = tokens.issue(
                         NetmemFragment(ref: frame.ref, offset: UInt32(offset), length: UInt32(layout.payloadLength)),
-                        owner: releaser,
-                        regionOffset: (UInt64(frame.ref.chunk) << frameShift) + UInt64(offset), regionID: UInt32(areaID))
-                    messages.append(Message(linear: linear, fragments: [fragment]))
+                        owner: releaser, regions: regions)
+                    messages.append(Message(linear: linear, fragments: [fragment], region: regions.region,
+                                            returningTokensTo: tokens))
                 }
                 counters.messages += 1
                 counters.payloadBytes += layout.payloadLength
@@ -48,13 +48,5 @@ extension XDPSocket {
         counters.received += Int(n)
         refill()
         return delivered
-    }
-
-    /// The payload bytes of a fragment this socket delivered (valid until its token is
-    /// returned). Nil for a fragment without a location in a readable area.
-    public static func withPayload<R>(_ fragment: Fragment, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
-        guard let location = fragment.location, let area = NetmemArea.lookup(location.ref.areaID),
-              let chunk = area.address(of: location.ref) else { return nil }
-        return try body(UnsafeRawBufferPointer(start: chunk + Int(location.offset), count: Int(location.length)))
     }
 }

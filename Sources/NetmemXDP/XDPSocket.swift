@@ -4,20 +4,28 @@ import Netmem
 import NetmemDevice
 import SystemPackage
 
-/// A received frame as the kernel left it in the UMEM: which chunk, where in it, how long.
-/// The frame is the caller's until it goes back with `XDPSocket.release(_:)`.
-@frozen
-public struct XDPFrame: BitwiseCopyable, Sendable, CustomStringConvertible {
-    public var ref: NetmemRef
+/// A received frame as the kernel left it in the UMEM: which chunk, where in it, how
+/// long. It owns its UMEM frame: the frame goes back to the pool (and from there to the
+/// fill ring) when the value goes away or is released, exactly once, from any thread.
+public struct XDPFrame: ~Copyable, Sendable {
+    /// The UMEM chunk, leased: recycled when the frame goes away.
+    let chunk: PoolBuffer
     /// Offset of the first byte from the start of the chunk (kernel headroom + UMEM headroom).
-    public var offset: Int
-    public var length: Int
+    public let offset: Int
+    public let length: Int
 
-    public init(ref: NetmemRef, offset: Int, length: Int) {
-        self.ref = ref
-        self.offset = offset
-        self.length = length
+    /// The UMEM chunk holding the frame.
+    public var ref: NetmemRef { chunk.ref }
+
+    /// The frame's bytes, for reading and writing inside `body`.
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try chunk.withUnsafeMutableBytes { (all) throws(E) -> R in
+            try body(UnsafeMutableRawBufferPointer(rebasing: all[offset..<(offset + length)]))
+        }
     }
+
+    /// Gives the frame back now (the same as letting it go away).
+    public consuming func release() {}
 
     public var description: String { "\(ref)+\(offset) (\(length) bytes)" }
 }
@@ -102,8 +110,11 @@ public struct XDPSocket: ~Copyable {
     /// Where the frames come from; its area is the UMEM.
     public let provider: HostPageProvider
     public let pool: PagePool
-    /// The tokens of delivered fragments (`tokens.dontNeed` gives frames back).
+    /// The tokens of delivered fragments; each message gives its frame back through it
+    /// when the message goes away.
     public let tokens: TokenTable
+    /// The UMEM as a region, and where its frames lie in it.
+    public let regions: RegionMap
     let releaser: XDPFrameReleaser
     /// Whether the redirect program runs in the driver (false: generic XDP, or none).
     public let programIsNative: Bool
@@ -156,6 +167,10 @@ public struct XDPSocket: ~Copyable {
             pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: configuration.frameCount,
                                                        name: "xdp \(name) queue \(configuration.queue)"))
         } catch { throw .memory(error) }
+        let regions: RegionMap
+        do { regions = try RegionMap(hostArea: area, kind: "umem", keepingAlive: provider) } catch {
+            throw .invalidConfiguration(name: "provider", value: area.name, reason: error.description)
+        }
 
         let resources = XSKResources()
         let fd = cnm_xsk_socket()
@@ -222,6 +237,7 @@ public struct XDPSocket: ~Copyable {
         frameShift = UInt64(configuration.frameSize.trailingZeroBitCount)
         frameCount = configuration.frameCount
         tokens = TokenTable(name: "xdp \(name) queue \(configuration.queue)")
+        self.regions = regions
         releaser = XDPFrameReleaser(pool: pool)
         inKernel = .allocate(capacity: configuration.frameCount)
         inKernel.initialize(repeating: false, count: configuration.frameCount)
@@ -302,10 +318,11 @@ public struct XDPSocket: ~Copyable {
         }
     }
 
-    /// Takes the frame an RX descriptor names out of the kernel's hands; nil (counted)
-    /// when the descriptor names a frame the socket never gave the kernel.
+    /// A frame an RX descriptor names, taken out of the kernel's hands: its chunk, the
+    /// offset in it and the length; nil (counted) when the descriptor names a frame the
+    /// socket never gave the kernel. The caller now owns the chunk.
     @inline(__always)
-    mutating func takeFrame(_ d: cnm_xdp_desc) -> XDPFrame? {
+    mutating func takeFrame(_ d: cnm_xdp_desc) -> (ref: NetmemRef, offset: Int, length: Int)? {
         let chunk = Int(d.addr >> frameShift)
         let offset = Int(d.addr & ((1 << frameShift) - 1))
         guard chunk < frameCount, inKernel[chunk], offset + Int(d.len) <= 1 << Int(frameShift) else {
@@ -313,19 +330,20 @@ public struct XDPSocket: ~Copyable {
             return nil
         }
         inKernel[chunk] = false
-        return XDPFrame(ref: NetmemRef(area: areaID, chunk: UInt32(chunk)), offset: offset, length: Int(d.len))
+        return (NetmemRef(area: areaID, chunk: UInt32(chunk)), offset, Int(d.len))
     }
 
-    /// Receives up to `frames.count` raw frames and returns how many. Each is the
-    /// caller's until `release(_:)`. Refills the fill ring as it goes.
-    public mutating func receiveFrames(into frames: UnsafeMutableBufferPointer<XDPFrame>) -> Int {
+    /// Receives up to `limit` raw frames, handing each to `body` (which owns it: the frame
+    /// goes back to the pool when it goes away), and returns how many. Refills the fill
+    /// ring as it goes.
+    public mutating func receiveFrames(limit: Int = 64, _ body: (consuming XDPFrame) -> Void) -> Int {
         reapCompletions()
-        let n = rx.available(limit: UInt32(frames.count))
+        let n = rx.available(limit: UInt32(Swift.max(0, limit)))
         var got = 0
         let start = rx.cachedConsumer
         for i in 0..<n {
             if let f = takeFrame(rx.descriptor(at: start &+ i).pointee) {
-                frames[got] = f
+                body(XDPFrame(chunk: pool.adopt(f.ref), offset: f.offset, length: f.length))
                 got += 1
             }
         }
@@ -335,12 +353,9 @@ public struct XDPSocket: ~Copyable {
         return got
     }
 
-    /// Gives a raw frame back to the pool (from there to the fill ring). Any thread.
-    public func release(_ frame: XDPFrame) { pool.recycle(frame.ref) }
-
-    /// The bytes of a frame the caller holds (valid until it is released).
-    public func bytes(of frame: XDPFrame) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: base + (Int(frame.ref.chunk) << Int(frameShift)) + frame.offset, count: frame.length)
+    /// The bytes of a frame taken from the RX ring (valid while the socket owns it).
+    func bytes(ref: NetmemRef, offset: Int, length: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base + (Int(ref.chunk) << Int(frameShift)) + offset, count: length)
     }
 
     // MARK: Waiting

@@ -1,14 +1,16 @@
 import ArgumentParser
-import Logging
+import NetmemBench
+import NetmemSession
 
-struct BenchRxCommand: ParsableCommand {
+struct BenchRxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rx",
-        abstract: "Netmem's io_uring receiver beside a plain blocking recv() loop, on loopback.",
+        abstract: "Netmem's io_uring receive session beside a plain blocking recv() loop, on loopback.",
         discussion: """
-        One process, loopback, the same blocking sender (1 MiB sends) for each run: the \
-        Netmem receiver in raw mode (payload lands in pool memory, no copy), a plain recv() \
-        into a 256 KiB malloc'd buffer, and the Netmem receiver with framing (CRC off).
+        One process, loopback, the same blocking sender (1 MiB sends) for each run: a plain \
+        recv() into a 256 KiB malloc'd buffer; the receive session in raw mode with a callback \
+        (payload lands in pool memory, no copy) and with the async API; framed with CRC off \
+        and with CRC on.
         """)
 
     @Flag(help: "Print one JSON object.")
@@ -28,22 +30,37 @@ struct BenchRxCommand: ParsableCommand {
     @Option(help: "Memory of the Netmem receiver: host, hugepage, memfd.")
     var provider: CLIProviderKind = .host
 
-    func run() throws {
-        let logger = CLILogging.bootstrap()
+    func validate() throws {
+        guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be more than 0 and at most 3600") }
+        try CLIRange.check("--buffers", buffers, 1...32768)
+        try CLIRange.chunk(chunk)
+    }
+
+    func run() async throws {
         CLIStopSignal.install()
-        var options = CLIReceiveSession.Options()
-        options.chunkSize = chunk.bytes
-        options.bufferCount = buffers
-        options.provider = provider
+        var configuration = ReceiveSession.Configuration()
+        configuration.memory = CLIMemoryProvider.standard(provider).sessionMemory(landing: .pinned)
+        configuration.chunkSize = chunk.bytes
+        configuration.bufferCount = buffers
+        configuration.name = "bench"
         let message = 1 << 20
-        let plain = try CLILoopback.plainReceive(seconds: seconds, messageSize: message)
-        let netmem = try CLILoopback.netmemReceive(seconds: seconds, messageSize: message, framed: false, options: options, logger: logger)
-        let framed = try CLILoopback.netmemReceive(seconds: seconds, messageSize: message, framed: true, options: options, logger: logger)
+        let plain = try LoopbackBench.plainReceive(seconds: seconds, messageSize: message)
+        let netmem = try await LoopbackBench.sessionReceive(configuration, seconds: seconds, messageSize: message,
+                                                            framed: false, crc: false, consumer: .callback)
+        let async = try await LoopbackBench.sessionReceive(configuration, seconds: seconds, messageSize: message,
+                                                           framed: false, crc: false, consumer: .async)
+        let framed = try await LoopbackBench.sessionReceive(configuration, seconds: seconds, messageSize: message,
+                                                            framed: true, crc: false, consumer: .callback)
+        let framedCRC = try await LoopbackBench.sessionReceive(configuration, seconds: seconds, messageSize: message,
+                                                               framed: true, crc: true, consumer: .callback)
         let ratio = plain.gbps > 0 ? netmem.gbps / plain.gbps : 0
         let fields: [(String, Double)] = [
             ("netmem_gbps", netmem.gbps), ("plain_recv_gbps", plain.gbps), ("ratio", ratio),
+            ("async_gbps", async.gbps), ("async_ratio", netmem.gbps > 0 ? async.gbps / netmem.gbps : 0),
             ("netmem_cpu_s_per_gb", netmem.cpuPerGB), ("plain_cpu_s_per_gb", plain.cpuPerGB),
+            ("async_cpu_s_per_gb", async.cpuPerGB),
             ("framed_gbps", framed.gbps), ("framed_cpu_s_per_gb", framed.cpuPerGB),
+            ("framed_crc_gbps", framedCRC.gbps), ("framed_crc_cpu_s_per_gb", framedCRC.cpuPerGB),
         ]
         if json {
             print("{" + fields.map { "\"\($0.0)\": \(CLIFormat.fixed($0.1, 3))" }.joined(separator: ", ")

@@ -227,14 +227,14 @@ enum XDPBench {
         let stopFlag = Atomic<Bool>(false)
         let sent = Atomic<Int>(0)
         let failure = Mutex<String?>(nil)
-        var thread: CLIThread?
+        var thread: JoinableThread?
 
         init(lab: XDPBenchLab, payload: Int, xdp: Bool) {
             let ns = lab.nsB
             if xdp {
                 let frame = XDPBench.udpFrame(lab: lab, payload: payload)
                 let ifB = lab.ifB
-                thread = CLIThread(name: "netmem-blast") { [self] in
+                thread = JoinableThread { [self] in
                     do {
                         try NetworkNamespace.enter(ns)
                         var config = XDPConfiguration(interfaceName: ifB, queue: 0, mode: .copy)
@@ -271,7 +271,7 @@ enum XDPBench {
             addr.sin_port = in_port_t(9999).bigEndian
             inet_pton(AF_INET, lab.ipA, &addr.sin_addr)
             let destination = addr
-            thread = CLIThread(name: "netmem-blast") { [self] in
+            thread = JoinableThread { [self] in
                 do {
                     try NetworkNamespace.enter(ns)
                 } catch {
@@ -351,24 +351,10 @@ enum XDPBench {
         let drops0 = drops(lab)
         var messages: [Message] = []
         messages.reserveCapacity(256)
-        var ranges: [TokenRange] = []
-        ranges.reserveCapacity(TokenLimits.maxRanges)
         func receiveBatch(_ rx: inout XDPSocket) throws -> Int {
-            messages.removeAll(keepingCapacity: true)
             let n = rx.receive(into: &messages, limit: 256)
-            for m in messages {
-                for f in m.fragments {
-                    ranges.append(TokenRange(token: f.token))
-                    if ranges.count == TokenLimits.maxRanges {
-                        _ = try rx.tokens.dontNeed(ranges)
-                        ranges.removeAll(keepingCapacity: true)
-                    }
-                }
-            }
-            if !ranges.isEmpty {
-                _ = try rx.tokens.dontNeed(ranges)
-                ranges.removeAll(keepingCapacity: true)
-            }
+            // Each message gives its frame back as it goes.
+            messages.removeAll(keepingCapacity: true)
             return n
         }
 

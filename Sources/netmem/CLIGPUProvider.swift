@@ -5,6 +5,7 @@ import Netmem
 import NetmemDevice
 import NetmemGPU
 import NetmemKernel
+import NetmemSession
 import NetmemURing
 
 // GPU memory for the CLI: `--provider cuda[:N]` (and `cuda:standin`, the host stand-in)
@@ -49,148 +50,22 @@ enum CLIMemoryProvider: ExpressibleByArgument, Sendable, Equatable, CustomString
         if case let .standard(k) = self { return k }
         return nil
     }
+
+    /// The receive session's memory for this provider.
+    func sessionMemory(landing: CLIGPULanding) -> ReceiveSession.Memory {
+        switch self {
+        case .standard(.host): return .host
+        case .standard(.hugepage): return .hugePages
+        case .standard(.memfd): return .memfdRegion
+        case let .gpu(spec): return .gpu(spec, landing.landing)
+        }
+    }
 }
 
 /// `--gpu-landing pinned|bounce`.
 enum CLIGPULanding: String, ExpressibleByArgument, CaseIterable, Sendable {
     case pinned, bounce
     var landing: GPULanding { self == .pinned ? .pinned : .bounce }
-}
-
-/// The receive memory of a GPU provider, and what the consumer does with each message:
-///
-/// - pinned: the page pool draws chunks from a binding over a pinned host region (payload
-///   lands where the GPU reads it in place); each message is then unpacked into one
-///   contiguous device buffer (DtoD copies from the pinned mapping), tokens back when the
-///   batch completes.
-/// - bounce: the pool draws host chunks; each message is copied into a device ring
-///   (HtoD), tokens back when the copy completes.
-final class CLIGPUReceiveMemory {
-    let spec: GPUProviderSpec
-    let landing: CLIGPULanding
-    let driver: any GPUDriver
-    /// The page pool's provider.
-    let provider: any MemoryProvider
-    /// The CPU-readable area the pool's chunks are in.
-    let area: NetmemArea
-    let binding: DevmemBinding?
-    /// The (virtual) receive queue the pinned region is bound to.
-    let queue = ReceiveQueue(interface: "gpu-loopback", index: 0)
-    /// The device memory messages go to: the unpack destination (pinned) or the bounce ring.
-    let deviceRegion: DeviceMemoryRegion
-    /// Bytes one message may take in device memory.
-    let slotSize: Int
-    let slots: Int
-
-    /// `chunkCount` chunks of `chunkSize` bytes of receive memory, and device memory for
-    /// `inFlight` messages of up to `maxMessage` bytes.
-    init(spec: GPUProviderSpec, landing: CLIGPULanding, chunkSize: Int, chunkCount: Int, maxMessage: Int,
-         inFlight: Int = 8) throws {
-        self.spec = spec
-        self.landing = landing
-        driver = try spec.makeDriver()
-        slotSize = (max(maxMessage, chunkSize) + 4095) & ~4095
-        slots = inFlight
-        deviceRegion = try DeviceMemoryRegion.gpu(driver: driver, size: slotSize * inFlight, exportDmaBuf: false)
-        switch landing {
-        case .pinned:
-            guard DevmemBinding.allowedChunkSizes.contains(chunkSize) else {
-                throw CLIError("--gpu-landing pinned needs a chunk size of 4K, 64K or 2M (got \(CLIFormat.bytes(chunkSize)))")
-            }
-            let region = try DeviceMemoryRegion.pinnedHost(driver: driver, size: chunkSize * chunkCount)
-            let b = try DevmemBinding(region: region, queues: [queue], chunkSize: chunkSize, registry: BindingRegistry())
-            binding = b
-            provider = b
-            area = b.areas[0]
-        case .bounce:
-            let host = try HostPageProvider(chunkSize: chunkSize, chunkCount: chunkCount)
-            binding = nil
-            provider = host
-            area = host.area
-        }
-    }
-
-    /// The receive path's page pool over this memory (call on the RX thread, or adopt
-    /// ownership there).
-    func makePool(poolSize: Int) throws -> PagePool {
-        if let binding { return try binding.makePool(for: queue, poolSize: poolSize) }
-        return try PagePool(PagePool.Configuration(provider: provider, poolSize: poolSize, name: "recv gpu bounce"))
-    }
-
-    /// The consumer side: takes each message's tokens (return them through `consumer`,
-    /// the receive path's ledger) and moves its payload to the GPU.
-    func makeConsumer(returningTo consumer: any TokenReturning) throws -> CLIGPUConsumer {
-        switch landing {
-        case .pinned:
-            return CLIGPUConsumer(memory: self, unpacker: try Unpacker(driver: driver, maxInFlight: slots, consumer: consumer), copier: nil)
-        case .bounce:
-            let copier = try BounceCopier(driver: driver, destination: deviceRegion, consumer: consumer,
-                                          configuration: BounceCopier.Configuration(maxInFlight: slots))
-            return CLIGPUConsumer(memory: self, unpacker: nil, copier: copier)
-        }
-    }
-
-    func describe() -> String {
-        "\(spec) (\(driver.deviceName)), \(landing.rawValue) landing, device memory \(CLIFormat.bytes(deviceRegion.size))"
-    }
-}
-
-/// Moves each received message to the GPU and gives its tokens back when the device
-/// copy completes (it waits for that before taking the next message: the receive loop
-/// has no idle hook to poll completions from). One thread (the receive thread) uses it.
-final class CLIGPUConsumer {
-    let memory: CLIGPUReceiveMemory
-    let unpacker: Unpacker?
-    let copier: BounceCopier?
-    private var next = 0
-    private(set) var messages = 0
-    private(set) var bytes = 0
-    private var seconds = 0.0
-
-    init(memory: CLIGPUReceiveMemory, unpacker: Unpacker?, copier: BounceCopier?) {
-        self.memory = memory
-        self.unpacker = unpacker
-        self.copier = copier
-    }
-
-    /// Takes the message (and its tokens). Throws a GPUError when the GPU side fails; the
-    /// tokens are returned either way.
-    func consume(_ message: Message) throws {
-        let t0 = CLIClock.now
-        defer { seconds += CLIClock.now - t0 }
-        if let unpacker, let binding = memory.binding {
-            let fragments = binding.regionFragments(message.fragments)
-            let at = (next % memory.slots) * memory.slotSize
-            next += 1
-            try unpacker.unpack(fragments, from: binding.region, into: memory.deviceRegion, at: at)
-            // The receive loop has no idle hook to poll from, and the ring needs this
-            // message's buffers back to take the next one: wait for the batch here.
-            _ = try unpacker.drain()
-        } else if let copier {
-            try copier.submit(message.fragments)
-            for l in try copier.drain() { copier.release(l.id) }
-        }
-        messages += 1
-        bytes += message.payloadLength
-    }
-
-    /// Waits for every copy still running (its tokens go back).
-    func finish() throws {
-        let t0 = CLIClock.now
-        defer { seconds += CLIClock.now - t0 }
-        if let unpacker { _ = try unpacker.drain() }
-        if let copier { for l in try copier.drain() { copier.release(l.id) } }
-    }
-
-    func summaryLines() -> [String] {
-        var lines = ["gpu: " + memory.describe()]
-        if let u = unpacker { lines.append("gpu unpack: " + u.statistics.description) }
-        if let c = copier { lines.append("gpu bounce: " + c.statistics.description) }
-        let gbps = seconds > 0 ? Double(bytes) / seconds / 1e9 : 0
-        lines.append("gpu: \(messages) messages, \(CLIFormat.bytes(bytes)) moved to the device; "
-            + "\(CLIFormat.fixed(gbps, 2)) GB/s over the time spent issuing and waiting")
-        return lines
-    }
 }
 
 /// `netmem load FILE --provider cuda[:N]`: the file is read into host chunks through

@@ -1,6 +1,6 @@
-import Netmem
 import Glibc
 import Logging
+import NetmemSession
 import Synchronization
 
 /// Logging for the stream commands: swift-log to standard error, once per process.
@@ -22,37 +22,29 @@ enum CLILogging {
     }
 }
 
-/// Runs a receive session on its own thread while the calling thread shows progress and
-/// watches for Ctrl-C; returns when the session's loop ended.
+/// Runs a receive session's RX thread with a handler while the calling thread shows
+/// progress and watches for Ctrl-C and the deadline; returns when the session ended.
 enum CLIRunLoop {
-    static func run(_ session: CLIReceiveSession, deadline: ContinuousClock.Instant?, progress showProgress: Bool,
-                    while extraWork: (() -> Void)? = nil) throws {
-        let failure = Mutex<String?>(nil)
-        let done = Atomic<Bool>(false)
-        let rx = CLIThread(name: "netmem-rx") {
-            do {
-                try session.run(deadline: deadline)
-            } catch {
-                failure.withLockChecked { $0 = "\(error)" }
-            }
-            done.store(true, ordering: .releasing)
-        }
+    static func run(_ session: ReceiveSession, handler: @escaping @Sendable (ReceiveSession.Event) -> Void,
+                    seconds: Double?, progress showProgress: Bool) throws {
+        try session.start(handler: handler)
+        let deadline = seconds.map { CLIClock.now + $0 }
         var progress = CLIProgress()
         var stopping = false
-        while !done.load(ordering: .acquiring) {
+        while session.isRunning {
             usleep(50_000)
-            if CLIStopSignal.isRequested && !stopping {
+            if !stopping && (CLIStopSignal.isRequested || deadline.map { CLIClock.now >= $0 } == true) {
                 stopping = true
                 session.stop()
             }
-            extraWork?()
             if showProgress {
-                progress.update(bytes: session.payloadBytes.load(ordering: .relaxed), extra: session.progressExtra)
+                let s = session.statistics
+                progress.update(bytes: s.payloadBytes, extra: "in flight \(s.receiver.buffersHeldByApplication) buffers "
+                    + "(\(s.receiver.buffersInRing) in ring), \(s.connectionsOpen) open")
             }
         }
-        rx.join()
         progress.finish()
-        if let message = failure.withLockChecked({ $0 }) { throw CLIError(message) }
+        do { try session.waitBlocking() } catch { throw CLIError("\(error)") }
     }
 }
 

@@ -83,25 +83,6 @@ enum CLIClock {
     static var processCPU: Double { Double(cnm_process_cpu_ns()) / 1e9 }
 }
 
-/// A joinable POSIX thread running a closure.
-final class CLIThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let body: @Sendable () -> Void
-
-    init(name: String = "netmem", _ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        let box = Unmanaged.passRetained(self)
-        let r = pthread_create(&thread, nil, { raw in
-            let me = Unmanaged<CLIThread>.fromOpaque(raw!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box.toOpaque())
-        precondition(r == 0, "pthread_create failed with \(r)")
-    }
-
-    func join() { pthread_join(thread, nil) }
-}
-
 /// Ctrl-C (SIGINT) and SIGTERM: the first sets a flag that loops look at; the second
 /// exits at once.
 enum CLIStopSignal {

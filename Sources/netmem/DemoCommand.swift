@@ -1,18 +1,23 @@
-import Netmem
 import ArgumentParser
+import Crypto
 import Logging
+import NetmemBench
+import NetmemFraming
+import NetmemSession
 import NetmemURing
+import Synchronization
 
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Send framed data over loopback into a memfd region and verify it end to end.",
         discussion: """
-        Sender and receiver in one process on loopback: the receiver lands the stream in a \
-        memfd region through io_uring, splits each frame's header (copied) from its payload \
-        (left in place, described by fragments), verifies every CRC-32C and the sequence of \
-        frames, then returns every token. Exits non-zero if anything failed to verify or a \
-        buffer was left in flight.
+        Sender and receiver in one process on loopback: a receive session lands the stream in \
+        a memfd region of several scatter-gather segments, bound through a binding, via \
+        io_uring; it splits each frame's header (copied) from its payload (left in place, \
+        described by fragments), verifies every CRC-32C and the sequence of frames, and every \
+        frame gives its tokens back. Exits non-zero if anything failed to verify or a buffer \
+        was left in flight.
         """)
 
     @Option(help: "Payload bytes to send.")
@@ -25,13 +30,16 @@ struct DemoCommand: ParsableCommand {
     var provider: CLIMemoryProvider = .standard(.memfd)
 
     @Option(name: .customLong("gpu-landing"), help: "With a cuda provider: pinned (GPU reads pinned host memory in place, then unpacks) or bounce (host chunks copied to the GPU).")
-    var gpuLanding: CLIGPULanding = .pinned
+    var gpuLanding: CLIGPULanding?
 
     @Option(help: "Chunk (buffer) size (a memfd region's binding takes 4K, 64K or 2M).")
     var chunk: CLIByteSize = CLIByteSize(bytes: 2 << 20)
 
-    @Option(help: "Buffers in the provided-buffer ring.")
+    @Option(help: "Buffers in the provided-buffer ring (1 to 32768).")
     var buffers: Int = 64
+
+    @Option(help: "Scatter-gather segments of the memfd region (--provider memfd), 1 to 4096.")
+    var segments: Int = 3
 
     @Flag(inversion: .prefixedNo, help: "CRC-32C on every frame's payload.")
     var crc = true
@@ -40,83 +48,97 @@ struct DemoCommand: ParsableCommand {
         guard messageSize.bytes > 0, messageSize.bytes <= Int(UInt32.max) else {
             throw ValidationError("--message-size must be 1 byte to 4 GiB - 1")
         }
+        try CLIRange.check("--buffers", buffers, 1...32768)
+        try CLIRange.check("--segments", segments, 1...4096)
+        try CLIRange.chunk(chunk)
+        if gpuLanding != nil && provider.gpu == nil {
+            throw ValidationError("--gpu-landing needs a cuda provider (--provider cuda[:N] or cuda:standin)")
+        }
+        if messageSize.bytes > buffers * chunk.bytes / 2 {
+            throw ValidationError("--message-size \(messageSize) does not fit the receive ring: \(buffers) × \(chunk) holds "
+                + "frames up to \(CLIByteSize(bytes: buffers * chunk.bytes / 2)); raise --buffers or --chunk")
+        }
+    }
+
+    /// The sender's digest of frame CRCs, filled on the sender thread.
+    final class SenderDigest: Sendable {
+        let value = Mutex<SHA256>(SHA256())
     }
 
     func run() throws {
         let logger = CLILogging.bootstrap()
         CLIStopSignal.install()
-        var options = CLIReceiveSession.Options()
-        options.provider = provider.standardKind ?? .host
-        options.gpu = provider.gpu
-        options.gpuLanding = gpuLanding
-        options.chunkSize = chunk.bytes
-        options.bufferCount = buffers
-        options.framed = true
-        options.maxPayload = messageSize.bytes
+        var configuration = ReceiveSession.Configuration(listen: try SocketAddress(parsing: "127.0.0.1:0"),
+                                                         memory: provider.sessionMemory(landing: gpuLanding ?? .pinned),
+                                                         mode: .framed(maxPayload: messageSize.bytes))
+        configuration.chunkSize = chunk.bytes
+        configuration.bufferCount = buffers
+        configuration.segments = segments
+        configuration.name = "demo"
+        let session: ReceiveSession
+        do { session = try ReceiveSession(configuration) } catch { throw CLIError("\(error)") }
+        var options = CLIReceiveConsumer.Options()
         options.digestFrameCRCs = true
         options.stopAfterConnections = 1
         options.logConnections = false
-        let session = try CLIReceiveSession(options, logger: logger)
-        let listener = try BlockingSocket.listen(on: SocketAddress(parsing: "127.0.0.1:0"))
-        defer { try? listener.close() }
-        let address = try BlockingSocket.localAddress(of: listener)
-        session.receiver.listen(on: listener)
+        let consumer = try CLIReceiveConsumer(session: session, options: options, logger: logger)
+        let address = session.localAddress!
         print("demo: \(CLIFormat.bytes(bytes.bytes)) in \(CLIFormat.bytes(messageSize.bytes)) frames over \(address), "
-            + "\(provider.rawValue) region of \(buffers * 2) × \(CLIFormat.bytes(chunk.bytes)), CRC-32C \(crc ? "on" : "off")")
+            + "\(provider.rawValue) region of \(session.configuration.chunkCount) × \(CLIFormat.bytes(chunk.bytes))"
+            + (provider == .standard(.memfd) ? " in \(session.region.segments.count) segments" : "")
+            + ", CRC-32C \(crc ? "on" : "off")")
 
-        var plan = CLISendPlan()
-        plan.totalBytes = bytes.bytes
-        plan.messageSize = messageSize.bytes
-        plan.framed = true
-        plan.crc = crc
-        plan.digestFrameCRCs = true
+        var plan = StreamSender.Plan(totalBytes: bytes.bytes, messageSize: messageSize.bytes, framed: true)
+        plan.checksums = crc
+        let digest = SenderDigest()
         let cpu0 = CLIClock.processCPU
         let t0 = CLIClock.now
-        let (sender, sent) = CLILoopback.startSender(plan, to: address)
-        try CLIRunLoop.run(session, deadline: nil, progress: true)
+        let sender = LoopbackBench.Sender(plan, to: address, observer: {
+            StreamSender.Observer(frame: { header in
+                let crc = withUnsafeBytes(of: header.payloadCRC32C.littleEndian) { Array($0) }
+                digest.value.withLockChecked { $0.update(data: crc) }
+            })
+        }, shouldStop: { CLIStopSignal.isRequested })
+        try CLIRunLoop.run(session, handler: consumer.handle, seconds: nil, progress: true)
+        try consumer.finish()
         let seconds = CLIClock.now - t0
         let cpu = CLIClock.processCPU - cpu0
-        sender.join()
 
         var failures: [String] = []
-        let sendResult: CLISendResult
-        switch sent.withLockChecked({ $0 }) {
-        case let .success(r)?: sendResult = r
-        case let .failure(e)?: failures.append("\(e)"); sendResult = CLISendResult()
-        case nil: failures.append("the sender did not finish"); sendResult = CLISendResult()
+        var sent = StreamSender.Result()
+        switch sender.join() {
+        case let .success(r): sent = r
+        case let .failure(e): failures.append("\(e)")
         }
-        let received = session.payloadBytes.load(ordering: .relaxed)
-        let frames = session.frames.load(ordering: .relaxed)
-        let verified = session.checksumsVerified.load(ordering: .relaxed)
-        let report = session.reports.first
+        let senderDigest = CLIFormat.hex(digest.value.withLockChecked { $0.finalize() })
+        let s = session.statistics
+        let report = consumer.reports.first
         if CLIStopSignal.isRequested { failures.append("interrupted") }
-        if received != sendResult.bytes { failures.append("received \(received) payload bytes, sent \(sendResult.bytes)") }
-        if frames != sendResult.messages { failures.append("received \(frames) frames, sent \(sendResult.messages)") }
-        if crc && verified != frames { failures.append("\(verified) of \(frames) frame checksums verified") }
+        if s.payloadBytes != sent.bytes { failures.append("received \(s.payloadBytes) payload bytes, sent \(sent.bytes)") }
+        if s.frames != sent.messages { failures.append("received \(s.frames) frames, sent \(sent.messages)") }
+        if crc && s.checksumsVerified != s.frames { failures.append("\(s.checksumsVerified) of \(s.frames) frame checksums verified") }
+        if report == nil { failures.append("the connection never ended") }
         if let error = report?.summary.error { failures.append("connection failed: \(error)") }
-        if session.sequenceErrors.load(ordering: .relaxed) > 0 {
-            failures.append("\(session.sequenceErrors.load(ordering: .relaxed)) frames out of sequence")
-        }
-        let digestMatch = report?.frameCRCDigest != nil && report?.frameCRCDigest == sendResult.frameCRCDigest
+        if s.sequenceGaps > 0 { failures.append("\(s.sequenceGaps) frames out of sequence") }
+        let digestMatch = report?.frameCRCDigest == senderDigest
         if !digestMatch { failures.append("the digest of frame CRCs differs between sender and receiver") }
         let inFlight = session.inFlight
-        let heldByApp = session.receiver.statistics.buffersHeldByApplication
-        if inFlight.pool != 0 || inFlight.segments != 0 || inFlight.tokens != 0 || heldByApp != 0 {
-            failures.append("leak: pool in flight \(inFlight.pool), segments \(inFlight.segments), tokens \(inFlight.tokens), ring buffers held \(heldByApp)")
+        if inFlight.pool != 0 || inFlight.tokens != 0 {
+            failures.append("leak: pool in flight \(inFlight.pool), tokens \(inFlight.tokens)")
         }
 
-        let gb = Double(received) / 1e9
-        print("throughput: \(CLIFormat.fixed(CLIFormat.gbit(bytes: received, seconds: seconds), 2)) Gbit/s "
-            + "(\(CLIFormat.bytes(received)) in \(CLIFormat.fixed(seconds, 2)) s)")
+        let gb = Double(s.payloadBytes) / 1e9
+        print("throughput: \(CLIFormat.fixed(CLIFormat.gbit(bytes: s.payloadBytes, seconds: seconds), 2)) Gbit/s "
+            + "(\(CLIFormat.bytes(s.payloadBytes)) in \(CLIFormat.fixed(seconds, 2)) s)")
         print("cpu: \(CLIFormat.fixed(gb > 0 ? cpu / gb : 0, 3)) s per GB (sender and receiver, \(CLIFormat.fixed(cpu, 2)) s total)")
-        print("messages: \(frames) frames received, \(sendResult.messages) sent")
-        print("checksums: \(verified)/\(frames) CRC-32C verified, frame digest \(digestMatch ? "matches" : "DIFFERS")"
-            + (report?.frameCRCDigest.map { " (\($0.prefix(16))…)" } ?? ""))
-        for line in session.summaryLines() { print(line) }
-        let (poolEnd, bindingEnd) = session.shutDown()
-        print("shutdown: pool \(poolEnd)" + (bindingEnd.map { ", \($0)" } ?? ""))
-        if poolEnd != .finished { failures.append("the pool did not finish after destroy: \(poolEnd)") }
-        if let b = bindingEnd, !b.freed { failures.append("the binding was not freed after unbind: \(b)") }
+        print("messages: \(s.frames) frames received, \(sent.messages) sent")
+        print("checksums: \(s.checksumsVerified)/\(s.frames) CRC-32C verified, frame digest \(digestMatch ? "matches" : "DIFFERS")"
+            + " (\(senderDigest.prefix(16))…)")
+        for line in consumer.summaryLines { print(line) }
+        let end = session.shutdownStatus
+        print("shutdown: pool \(end.pool)" + (end.binding.map { ", \($0)" } ?? ""))
+        if end.pool != .finished { failures.append("the pool did not finish after destroy: \(end.pool)") }
+        if let b = end.binding, !b.freed { failures.append("the binding was not freed after unbind: \(b)") }
         if failures.isEmpty {
             print("result: OK")
         } else {

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Glibc
 import Logging
+import NetmemFraming
+import NetmemMetrics
+import NetmemSession
 import NetmemURing
 import SystemPackage
 
@@ -22,17 +25,20 @@ struct RecvCommand: ParsableCommand {
     @Flag(help: "Parse the Netmem frame format instead of raw bytes.")
     var framed = false
 
-    @Option(help: "Memory to land data in: host, hugepage, memfd, cuda[:N] (GPU), cuda:standin (GPU paths on host memory).")
+    @Option(help: "Memory to land data in: host, hugepage, memfd (a region bound through a binding), cuda[:N] (GPU), cuda:standin (GPU paths on host memory).")
     var provider: CLIMemoryProvider = .standard(.host)
 
     @Option(name: .customLong("gpu-landing"), help: "With a cuda provider: pinned (GPU reads pinned host memory in place, then unpacks) or bounce (host chunks copied to the GPU).")
-    var gpuLanding: CLIGPULanding = .pinned
+    var gpuLanding: CLIGPULanding?
 
     @Option(help: "Chunk (buffer) size, a power of two from 4K to 2M.")
     var chunk: CLIByteSize = CLIByteSize(bytes: 64 << 10)
 
-    @Option(help: "Buffers in the kernel's provided-buffer ring.")
+    @Option(help: "Buffers in the kernel's provided-buffer ring (1 to 32768).")
     var buffers: Int = 64
+
+    @Option(help: "Scatter-gather segments of the memfd region (--provider memfd), 1 to 4096.")
+    var segments: Int = 3
 
     @Flag(help: "Print the SHA-256 of each connection's bytes (payload, when framed).")
     var sha256 = false
@@ -52,49 +58,69 @@ struct RecvCommand: ParsableCommand {
     @Flag(name: .long, help: "Debug logging.")
     var verbose = false
 
+    func validate() throws {
+        try CLIRange.check("--buffers", buffers, 1...32768)
+        try CLIRange.check("--segments", segments, 1...4096)
+        try CLIRange.check("--connections", connections, 0...Int(Int32.max))
+        try CLIRange.chunk(chunk)
+        if let duration { guard duration > 0, duration.isFinite else { throw ValidationError("--duration must be a positive number of seconds") } }
+        if gpuLanding != nil && provider.gpu == nil {
+            throw ValidationError("--gpu-landing needs a cuda provider (--provider cuda[:N] or cuda:standin)")
+        }
+        if segments != 3 && provider != .standard(.memfd) {
+            throw ValidationError("--segments applies to --provider memfd only")
+        }
+    }
+
     func run() throws {
         let logger = CLILogging.bootstrap(verbose: verbose)
         CLIStopSignal.install()
-        let address = try parseAddress(listen)
-        var options = CLIReceiveSession.Options()
-        options.provider = provider.standardKind ?? .host
-        options.gpu = provider.gpu
-        options.gpuLanding = gpuLanding
-        options.chunkSize = chunk.bytes
-        options.bufferCount = buffers
-        options.framed = framed
-        options.maxPayload = maxPayload?.bytes ?? buffers * chunk.bytes / 2
+        var configuration = ReceiveSession.Configuration(listen: try parseAddress(listen),
+                                                         memory: provider.sessionMemory(landing: gpuLanding ?? .pinned))
+        configuration.chunkSize = chunk.bytes
+        configuration.bufferCount = buffers
+        configuration.segments = segments
+        configuration.name = "recv"
+        if framed { configuration.mode = .framed(maxPayload: maxPayload?.bytes ?? configuration.largestPayload) }
+        let session: ReceiveSession
+        do { session = try ReceiveSession(configuration) } catch { throw CLIError("\(error)") }
+        if sha256 && session.region.access != .mapped {
+            throw CLIError("--sha256 reads the payload where it lands, and \(provider) memory is not readable by the CPU")
+        }
+        var options = CLIReceiveConsumer.Options()
         options.sha256 = sha256
         options.stopAfterConnections = connections
-        let session = try CLIReceiveSession(options, logger: logger)
-        let listener = try BlockingSocket.listen(on: address)
-        defer { try? listener.close() }
-        let bound = try BlockingSocket.localAddress(of: listener)
-        session.receiver.listen(on: listener)
-        var server: CLIMetricsServer?
+        let consumer = try CLIReceiveConsumer(session: session, options: options, logger: logger)
+        var server: MetricsServer?
         if let metrics {
-            let exporter = CLIMetricsExporter(session: session)
-            server = try CLIMetricsServer(address: parseAddress(metrics), exporter: exporter)
+            let exporter = SessionMetrics(session: session)
+            do { server = try MetricsServer(address: parseAddress(metrics), render: exporter.render) } catch {
+                throw CLIError("\(error)")
+            }
             logger.info("metrics on http://\(server!.address)/metrics")
         }
         defer { server?.stop() }
-        logger.info("listening on \(bound) (\(framed ? "framed" : "raw"), \(provider.rawValue) memory, \(CLIFormat.bytes(chunk.bytes)) chunks × \(buffers))")
+        let listening = "listening on \(session.localAddress!) (\(framed ? "framed" : "raw"), \(provider.rawValue) memory, "
+            + "\(CLIFormat.bytes(chunk.bytes)) chunks × \(buffers))"
+        logger.info("\(listening)")
         let start = CLIClock.now
         let cpu = CLIClock.processCPU
-        try CLIRunLoop.run(session, deadline: duration.map { .now + .milliseconds(Int($0 * 1000)) }, progress: true)
+        try CLIRunLoop.run(session, handler: consumer.handle, seconds: duration, progress: true)
+        try consumer.finish()
         let seconds = CLIClock.now - start
-        let bytes = session.payloadBytes.load(ordering: .relaxed)
+        let s = session.statistics
         var lines = [
-            "received \(CLIFormat.bytes(bytes)) in \(CLIFormat.fixed(seconds, 2)) s (\(CLIFormat.fixed(CLIFormat.gbit(bytes: bytes, seconds: seconds), 2)) Gbit/s), "
-                + "\(session.frames.load(ordering: .relaxed)) \(framed ? "frames" : "segments"), "
-                + "\(session.connectionsEnded.load(ordering: .relaxed)) connections (\(session.connectionsFailed.load(ordering: .relaxed)) failed), "
+            "received \(CLIFormat.bytes(s.payloadBytes)) in \(CLIFormat.fixed(seconds, 2)) s (\(CLIFormat.fixed(CLIFormat.gbit(bytes: s.payloadBytes, seconds: seconds), 2)) Gbit/s), "
+                + "\(s.frames) \(framed ? "frames" : "segments"), "
+                + "\(s.connectionsEnded) connections (\(s.connectionsFailed) failed"
+                + (framed ? ", \(s.sequenceGaps) sequence gaps" : "") + "), "
                 + "CPU \(CLIFormat.fixed(CLIClock.processCPU - cpu, 2)) s",
         ]
-        lines += session.summaryLines()
+        lines += consumer.summaryLines
         for line in lines { print(line) }
         let f = session.inFlight
-        if f.pool != 0 || f.segments != 0 || f.tokens != 0 {
-            logger.error("buffers left in flight at exit: pool \(f.pool), segments \(f.segments), tokens \(f.tokens)")
+        if f.pool != 0 || f.tokens != 0 {
+            logger.error("buffers left in flight at exit: pool \(f.pool), tokens \(f.tokens)")
             throw ExitCode(1)
         }
     }
@@ -105,5 +131,22 @@ func parseAddress(_ text: String) throws -> SocketAddress {
         return try SocketAddress(parsing: text)
     } catch {
         throw ValidationError("\(error)")
+    }
+}
+
+/// Range checks for numeric options, at parse time, with the range in the message.
+enum CLIRange {
+    static func check(_ name: String, _ value: Int, _ range: ClosedRange<Int>) throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(name) \(value) is out of range: it must be \(range.lowerBound) to \(range.upperBound)")
+        }
+    }
+
+    /// A chunk size: a power of two from 4 KiB to 2 MiB.
+    static func chunk(_ size: CLIByteSize, name: String = "--chunk") throws {
+        let n = size.bytes
+        guard n >= 4096, n <= 2 << 20, n & (n - 1) == 0 else {
+            throw ValidationError("\(name) \(size) must be a power of two from 4K to 2M")
+        }
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Glibc
+import Crypto
+import NetmemSession
 import NetmemURing
 import SystemPackage
 
@@ -41,6 +43,14 @@ struct SendCommand: ParsableCommand {
     func run() throws {
         CLIStopSignal.install()
         let address = try parseAddress(connect)
+        // The file first: a missing file is reported before anything connects.
+        var file: FileDescriptor?
+        if let path = self.file {
+            do { file = try FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec) } catch {
+                throw CLIError("cannot read '\(path)': \(error)")
+            }
+        }
+        defer { try? file?.close() }
         let socket: FileDescriptor
         do {
             socket = try BlockingSocket.connect(to: address)
@@ -48,24 +58,24 @@ struct SendCommand: ParsableCommand {
             throw CLIError("cannot connect to \(address): \(error)")
         }
         defer { try? socket.close() }
-        var plan = CLISendPlan()
-        plan.totalBytes = bytes?.bytes ?? (file == nil ? 1 << 30 : nil)
-        plan.messageSize = messageSize.bytes
-        plan.framed = framed
-        plan.crc = crc
-        plan.file = file
-        plan.sha256 = sha256
+        var plan = StreamSender.Plan(source: file.map { .file($0) } ?? .pattern,
+                                     totalBytes: bytes?.bytes ?? (file == nil ? 1 << 30 : nil),
+                                     messageSize: messageSize.bytes, framed: framed)
+        plan.checksums = crc
         plan.zeroCopy = zerocopy
-        let result: CLISendResult
+        var sha = sha256 ? SHA256() : nil
+        let observer = StreamSender.Observer(payload: sha256 ? { sha!.update(bufferPointer: $0) } : nil)
+        let result: StreamSender.Result
         do {
-            result = try CLISender.send(plan, to: socket)
+            result = try StreamSender.send(plan, to: socket, observer: observer, shouldStop: { CLIStopSignal.isRequested })
             try BlockingSocket.shutdownWrite(socket)
         } catch {
             throw CLIError("sending to \(address) failed: \(error)")
         }
+        let seconds = Double(result.duration.components.seconds) + Double(result.duration.components.attoseconds) / 1e18
         var line = "sent \(CLIFormat.bytes(result.bytes)) in \(result.messages) \(framed ? "frames" : "sends") in "
-            + "\(CLIFormat.fixed(result.seconds, 2)) s (\(CLIFormat.fixed(CLIFormat.gbit(bytes: result.bytes, seconds: result.seconds), 2)) Gbit/s)"
-        if let sha = result.sha256 { line += ", sha256 \(sha)" }
+            + "\(CLIFormat.fixed(seconds, 2)) s (\(CLIFormat.fixed(CLIFormat.gbit(bytes: result.bytes, seconds: seconds), 2)) Gbit/s)"
+        if let digest = sha?.finalize() { line += ", sha256 \(CLIFormat.hex(digest))" }
         print(line)
         if let z = result.zeroCopy {
             print("zero-copy: \(z.zeroCopySends) SEND_ZC sends (\(z.fixedBufferSends) from registered buffers), "

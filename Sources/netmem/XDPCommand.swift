@@ -69,8 +69,6 @@ struct XDPCommand: ParsableCommand {
         var printedLive = false
         var messages: [Message] = []
         messages.reserveCapacity(256)
-        var ranges: [TokenRange] = []
-        ranges.reserveCapacity(TokenLimits.maxRanges)
         while !CLIStopSignal.isRequested {
             let now = CLIClock.now
             if let deadline, now >= deadline { break }
@@ -78,13 +76,8 @@ struct XDPCommand: ParsableCommand {
             if rx.receive(into: &messages, limit: 128) == 0 {
                 _ = rx.wait(timeoutMilliseconds: 50)
             }
-            for m in messages {
-                for f in m.fragments {
-                    ranges.append(TokenRange(token: f.token))
-                    if ranges.count == TokenLimits.maxRanges { try returnTokens(&ranges, rx.tokens) }
-                }
-            }
-            try returnTokens(&ranges, rx.tokens)
+            // Each message gives its frame back as it goes.
+            messages.removeAll(keepingCapacity: true)
             if now - lastPrint >= interval {
                 let line = progressLine(rx, packets: rx.counters.received, pps: Double(rx.counters.received - lastPackets) / (now - lastPrint))
                 if live {
@@ -109,12 +102,6 @@ struct XDPCommand: ParsableCommand {
             print("kernel: " + s.fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         }
         print("pool: \(rx.pool.stats)")
-    }
-
-    private func returnTokens(_ ranges: inout [TokenRange], _ tokens: TokenTable) throws {
-        guard !ranges.isEmpty else { return }
-        do { _ = try tokens.dontNeed(ranges) } catch { throw CLIError("returning tokens: \(error)") }
-        ranges.removeAll(keepingCapacity: true)
     }
 
     private func progressLine(_ rx: borrowing XDPSocket, packets: Int, pps: Double) -> String {

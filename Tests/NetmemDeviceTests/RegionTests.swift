@@ -50,9 +50,12 @@ import Testing
         var out = [UInt8](repeating: 0, count: 100)
         try out.withUnsafeMutableBytes { try deviceOnly.copy(f, into: $0) }
         #expect(out == pattern)
-        // The mapped one reads in place.
-        let bytes = try mapped.bytes(of: f)
+        // The mapped one reads in place; a fragment of the other region is refused.
+        var same = f
+        same.regionID = mapped.id
+        let bytes = try mapped.bytes(of: same)
         #expect(Array(bytes) == pattern)
+        #expect(throws: DeviceMemoryError.wrongRegion(fragmentRegion: deviceOnly.id, region: mapped.id)) { _ = try mapped.bytes(of: f) }
         // Out of bounds is a typed error.
         let bad = Fragment(regionOffset: UInt64(1 << 20) - 10, length: 100, token: 0, regionID: mapped.id)
         #expect(throws: DeviceMemoryError.self) { _ = try mapped.bytes(of: bad) }

@@ -106,31 +106,6 @@ import Testing
         try driver.copy(to: a, from: a, count: 8, on: stream)
     }
 
-    @Test func tokensGoBackInBatchesWithinTheKernelLimits() {
-        // 3000 tokens: runs of 1 and 2 with gaps, more ranges than one call may carry.
-        var tokens: [UInt32] = []
-        var t: UInt32 = 5
-        while tokens.count < 3000 {
-            tokens.append(t)
-            if tokens.count % 3 == 0 { tokens.append(t + 1); t += 1 }
-            t += 2
-        }
-        let consumer = RecordingConsumer(held: tokens)
-        let r = TokenGiveBack.giveBack(tokens, to: consumer)
-        #expect(r == TokenGiveBack.Result(freed: tokens.count, refused: 0))
-        #expect(consumer.held.isEmpty)
-        #expect(consumer.calls.allSatisfy { $0.count <= TokenLimits.maxRanges })
-        // A long consecutive run is split at 1024 per call.
-        let run = (UInt32(100)..<UInt32(2600)).map { $0 }
-        let c2 = RecordingConsumer(held: run)
-        #expect(TokenGiveBack.giveBack(run, to: c2).freed == run.count)
-        #expect(c2.calls.count == 3)
-        // One unknown token does not keep the others out.
-        let c3 = RecordingConsumer(held: [1, 2, 4, 5])
-        #expect(TokenGiveBack.giveBack([1, 2, 3, 4, 5], to: c3) == TokenGiveBack.Result(freed: 4, refused: 1))
-        #expect(c3.held.isEmpty)
-    }
-
     @Test func deviceRingWrapsAndReclaimsFromTheFront() {
         var ring = DeviceRing(capacity: 1024, alignment: 128)
         let a = ring.reserve(250)!  // 256

@@ -26,37 +26,23 @@ func readRegion(_ region: DeviceMemoryRegion, offset: Int, count: Int) throws ->
     return out
 }
 
-/// A token consumer that records calls and enforces the kernel's limits.
-final class RecordingConsumer: TokenReturning {
-    var held: Set<UInt32>
-    var calls: [[TokenRange]] = []
-    init(held: some Sequence<UInt32>) { self.held = Set(held) }
-    func dontNeed(_ ranges: [TokenRange]) throws(TokenError) -> Int {
-        calls.append(ranges)
-        guard ranges.count <= TokenLimits.maxRanges else { throw .tooManyRanges(ranges.count) }
-        let total = ranges.reduce(0) { $0 + Int($1.count) }
-        guard total <= TokenLimits.maxFragments else { throw .tooManyFragments(total) }
-        var freed = 0
-        for r in ranges {
-            for t in r.start..<(r.start + r.count) {
-                guard held.remove(t) != nil else { throw .unknownToken(t, freedBefore: freed) }
-                freed += 1
-            }
-        }
-        return freed
-    }
-}
-
 /// A host pool with fragment support and a token table, as the receive path has them.
 struct HostReceiveFixture {
     let provider: HostPageProvider
     let pool: PagePool
     let table: TokenTable
+    let regions: RegionMap
 
     init(chunkSize: Int = 65536, chunks: Int = 64, fragmentSize: Int = 65536) throws {
         provider = try HostPageProvider(chunkSize: chunkSize, chunkCount: chunks)
         pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, fragmentSize: fragmentSize, name: "gpu-test"))
         table = TokenTable(name: "gpu-test")
+        regions = try RegionMap(hostArea: provider.area, kind: "host", keepingAlive: provider)
+    }
+
+    /// A message of received fragments that owns their tokens.
+    func message(_ fragments: [Fragment]) -> Message {
+        Message(fragments: fragments, region: regions.region, returningTokensTo: table)
     }
 
     /// A received fragment of `length` bytes filled with `pattern(seed, …)`.
@@ -64,6 +50,6 @@ struct HostReceiveFixture {
         guard let f = pool.allocateFragment(length: length) else { return nil }
         let p = f.ref.area.address(of: f.ref)! + Int(f.offset)
         for i in 0..<length { p.storeBytes(of: pattern(seed, i), toByteOffset: i, as: UInt8.self) }
-        return table.issue(f, owner: pool, regionOffset: 0, regionID: 0)
+        return table.issue(f, owner: pool, regions: regions)
     }
 }

@@ -134,22 +134,6 @@ func loopbackTCPPair() throws -> (client: Int32, server: Int32) {
         #expect(rejected > 0, "seed \(seed)")
     }
 
-    @Test func tokenBatchesStayWithinKernelLimits() {
-        // 300 scattered tokens: ranges of one, cut into batches of at most 128 ranges.
-        let scattered = (0..<300).map { UInt32($0 * 2) }
-        let ranges = DevmemTokenBatches.ranges(of: scattered)
-        #expect(ranges.count == 300)
-        let batches = DevmemTokenBatches.batches(ranges)
-        #expect(batches.map(\.count) == [128, 128, 44])
-        // Consecutive tokens coalesce; a 5000-token run is cut at 1024 tokens per call.
-        let run = DevmemTokenBatches.ranges(of: (1000..<6000).map { UInt32($0) })
-        let runBatches = DevmemTokenBatches.batches(run)
-        #expect(runBatches.allSatisfy { $0.reduce(0) { $0 + Int($1.count) } <= TokenLimits.maxFragments })
-        #expect(runBatches.flatMap { $0 }.reduce(0) { $0 + Int($1.count) } == 5000)
-        #expect(runBatches.flatMap { $0 }.first?.start == 1000)
-        #expect(runBatches.allSatisfy { $0.count <= TokenLimits.maxRanges })
-    }
-
     @Test func buildsTheTXControlMessage() {
         let tx = DevmemControlMessages.encodeTX(bindingID: 0x0102_0304)
         #expect(tx.count == 24)  // CMSG_SPACE(4)

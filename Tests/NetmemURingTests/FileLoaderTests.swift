@@ -2,6 +2,7 @@ import Glibc
 import Netmem
 import NetmemURing
 import SystemPackage
+import NetmemTestSupport
 import Testing
 
 @Suite("FileLoader")

@@ -1,5 +1,6 @@
 import Netmem
 import NetmemURing
+import NetmemTestSupport
 import Testing
 
 @Suite("io_uring ring")

@@ -3,6 +3,7 @@ import Netmem
 import NetmemURing
 import Synchronization
 import SystemPackage
+import NetmemTestSupport
 import Testing
 
 @Suite("StreamReceiver over loopback", .serialized)
@@ -16,20 +17,20 @@ struct StreamReceiverTests {
         var cfg = StreamReceiver.Configuration(bufferCount: bufferCount, incremental: incremental, bundle: bundle)
         cfg.idleWait = .milliseconds(5)
         let receiver = try StreamReceiver(pool: pool, configuration: cfg)
-        let (listener, port) = try URingTest.listener()
+        let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
-        let sizes = URingTest.messageSizes(seed: seed, count: 14)
+        let sizes = TestData.messageSizes(seed: seed, count: 14)
         let data = URingTest.bytes(count: sizes.reduce(0, +), seed: seed)
-        let client = try URingTest.connect(port: port)
-        receiver.adopt(try URingTest.accept(listener))
+        let client = try Loopback.connect(port: port)
+        receiver.adopt(try Loopback.accept(listener))
         let failure = Mutex<String?>(nil)
-        let sender = URingTest.Thread {
+        let sender = TestThread {
             defer { try? client.close() }
             do {
                 try data.withUnsafeBytes { raw in
                     var off = 0
                     for s in sizes {
-                        try URingTest.sendAll(client, UnsafeRawBufferPointer(rebasing: raw[off..<off + s]))
+                        try Loopback.sendAll(client, UnsafeRawBufferPointer(rebasing: raw[off..<off + s]))
                         off += s
                     }
                 }
@@ -37,10 +38,9 @@ struct StreamReceiverTests {
         }
         let collector = StreamCollector()
         try receiver.run(untilIdle: true, deadline: .now + .seconds(60)) { event in
-            switch event {
+            switch consume event {
             case let .data(seg):
                 collector.take(seg)
-                receiver.release(seg)
             case let .closed(id, end):
                 collector.ends[id] = end
             default: break
@@ -56,7 +56,6 @@ struct StreamReceiverTests {
         #expect(collector.ends.values.first == .endOfStream)
         let stats = receiver.statistics
         #expect(stats.bytesReceived == data.count)
-        #expect(stats.segmentsDelivered == stats.segmentsReleased)
         #expect(stats.buffersHeldByApplication == 0)
         #expect(pool.inFlight == 0, "pool still has \(pool.inFlight) buffers out")
         print("delivery chunk=\(chunkSize) incremental=\(stats.incremental) bundle=\(stats.bundle): \(stats)")
@@ -94,23 +93,23 @@ struct StreamReceiverTests {
         var cfg = StreamReceiver.Configuration(bufferCount: bufferCount, incremental: false)
         cfg.idleWait = .milliseconds(5)
         let receiver = try StreamReceiver(pool: pool, configuration: cfg)
-        let (listener, port) = try URingTest.listener()
+        let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
         let data = URingTest.bytes(count: 3 << 20, seed: 21)
-        let client = try URingTest.connect(port: port)
-        receiver.adopt(try URingTest.accept(listener))
-        let sender = URingTest.Thread {
+        let client = try Loopback.connect(port: port)
+        receiver.adopt(try Loopback.accept(listener))
+        let sender = TestThread {
             defer { try? client.close() }
-            try? data.withUnsafeBytes { try URingTest.sendAll(client, $0) }
+            try? data.withUnsafeBytes { try Loopback.sendAll(client, $0) }
         }
-        let held = Mutex<[ReceivedSegment]>([])
+        let held = Mutex<[HeldSegment]>([])
         let runDone = Atomic<Bool>(false)
         let output = Mutex<[UInt8]>([])
         let heldAtStall = Atomic<Int>(-1)
         let inRingAtStall = Atomic<Int>(-1)
         // The application: holds everything until the receiver reports backpressure,
         // then checks and releases what it held, from this other thread.
-        let app = URingTest.Thread {
+        let app = TestThread {
             let deadline = ContinuousClock.now + .seconds(20)
             while receiver.statistics.backpressureEvents == 0 && ContinuousClock.now < deadline && !runDone.load(ordering: .acquiring) {
                 usleep(1000)
@@ -119,14 +118,14 @@ struct StreamReceiverTests {
             heldAtStall.store(held.withLockChecked { $0.count }, ordering: .relaxed)
             inRingAtStall.store(receiver.statistics.buffersInRing, ordering: .relaxed)
             while true {
-                let batch = held.withLockChecked { h -> [ReceivedSegment] in
+                let batch = held.withLockChecked { h -> [HeldSegment] in
                     let b = h
                     h.removeAll()
                     return b
                 }
                 for seg in batch {
-                    output.withLockChecked { $0.append(contentsOf: seg.bytes!) }
-                    receiver.release(seg)
+                    output.withLockChecked { $0.append(contentsOf: seg.bytes) }
+                    seg.release()
                 }
                 if batch.isEmpty {
                     if runDone.load(ordering: .acquiring) && held.withLockChecked({ $0.isEmpty }) { break }
@@ -137,8 +136,10 @@ struct StreamReceiverTests {
         }
         var end: ConnectionEnd?
         try receiver.run(untilIdle: true, deadline: .now + .seconds(60)) { event in
-            switch event {
-            case let .data(seg): held.withLockChecked { $0.append(seg) }
+            switch consume event {
+            case let .data(seg):
+                let box = HeldSegment(seg)
+                held.withLockChecked { $0.append(box) }
             case let .closed(_, e): end = e
             default: break
             }
@@ -156,7 +157,6 @@ struct StreamReceiverTests {
         let out = output.withLockChecked { $0 }
         #expect(out.count == data.count)
         #expect(out == data, "data changed while the application held it, or arrived out of order")
-        #expect(stats.segmentsDelivered == stats.segmentsReleased)
         #expect(pool.inFlight == 0, "pool still has \(pool.inFlight) buffers out")
     }
 
@@ -167,39 +167,39 @@ struct StreamReceiverTests {
         var cfg = StreamReceiver.Configuration(bufferCount: 32, incremental: false)
         cfg.idleWait = .milliseconds(5)
         let receiver = try StreamReceiver(pool: pool, configuration: cfg)
-        let (listener, port) = try URingTest.listener()
+        let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
-        let resetter = try URingTest.connect(port: port)
-        let good = try URingTest.connect(port: port)
-        receiver.adopt(try URingTest.accept(listener))  // connection 1: the resetter
-        receiver.adopt(try URingTest.accept(listener))  // connection 2: the good one
+        let resetter = try Loopback.connect(port: port)
+        let good = try Loopback.connect(port: port)
+        receiver.adopt(try Loopback.accept(listener))  // connection 1: the resetter
+        receiver.adopt(try Loopback.accept(listener))  // connection 2: the good one
         let bad = URingTest.bytes(count: 100_000, seed: 31)
         let data = URingTest.bytes(count: 1 << 20, seed: 32)
-        let t1 = URingTest.Thread {
-            try? bad.withUnsafeBytes { try URingTest.sendAll(resetter, $0) }
+        let t1 = TestThread {
+            try? bad.withUnsafeBytes { try Loopback.sendAll(resetter, $0) }
             usleep(50_000)
             var l = linger(l_onoff: 1, l_linger: 0)
             _ = setsockopt(resetter.rawValue, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
             try? resetter.close()
         }
-        let t2 = URingTest.Thread {
+        let t2 = TestThread {
             usleep(100_000)
-            try? data.withUnsafeBytes { try URingTest.sendAll(good, $0) }
+            try? data.withUnsafeBytes { try Loopback.sendAll(good, $0) }
             try? good.close()
         }
         let collector = StreamCollector()
         try receiver.run(untilIdle: true, deadline: .now + .seconds(30)) { event in
-            switch event {
-            case let .data(seg):
-                collector.take(seg)
-                receiver.release(seg)
+            switch consume event {
+            case let .data(seg): collector.take(seg)
             case let .closed(id, end): collector.ends[id] = end
             default: break
             }
         }
         t1.join()
         t2.join()
-        let first = ConnectionID(rawValue: 1), second = ConnectionID(rawValue: 2)
+        let ids = collector.ends.keys.sorted { $0.rawValue < $1.rawValue }
+        #expect(ids.count == 2)
+        let first = ids[0], second = ids[1]
         #expect(collector.ends[first] == .reset)
         #expect(collector.ends[second] == .endOfStream)
         #expect(collector.bytes[second] == data)
@@ -213,14 +213,14 @@ struct StreamReceiverTests {
     func acceptAndStop() throws {
         let (pool, _) = try URingTest.pool(chunkSize: 16 << 10, chunks: 16, name: "accept-test")
         let receiver = try StreamReceiver(pool: pool, configuration: .init(bufferCount: 16, incremental: false))
-        let (listener, port) = try URingTest.listener()
+        let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
         receiver.listen(on: listener)
         let data = URingTest.bytes(count: 200_000, seed: 41)
         let received = Atomic<Int>(0)
-        let client = URingTest.Thread {
-            guard let fd = try? URingTest.connect(port: port) else { return }
-            try? data.withUnsafeBytes { try URingTest.sendAll(fd, $0) }
+        let client = TestThread {
+            guard let fd = try? Loopback.connect(port: port) else { return }
+            try? data.withUnsafeBytes { try Loopback.sendAll(fd, $0) }
             let deadline = ContinuousClock.now + .seconds(10)
             while received.load(ordering: .acquiring) < data.count && ContinuousClock.now < deadline { usleep(1000) }
             receiver.stop()
@@ -230,12 +230,11 @@ struct StreamReceiverTests {
         let collector = StreamCollector()
         var connected = 0
         try receiver.run(deadline: .now + .seconds(30)) { event in
-            switch event {
+            switch consume event {
             case .connected: connected += 1
             case let .data(seg):
                 collector.take(seg)
                 received.add(seg.length, ordering: .releasing)
-                receiver.release(seg)
             case let .closed(id, end): collector.ends[id] = end
             default: break
             }
@@ -252,11 +251,11 @@ struct StreamReceiverTests {
     func closeFromHandler() throws {
         let (pool, _) = try URingTest.pool(chunkSize: 16 << 10, chunks: 16, name: "close-test")
         let receiver = try StreamReceiver(pool: pool, configuration: .init(bufferCount: 16, incremental: false))
-        let (listener, port) = try URingTest.listener()
+        let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
-        let client = try URingTest.connect(port: port)
-        receiver.adopt(try URingTest.accept(listener))
-        let sender = URingTest.Thread {
+        let client = try Loopback.connect(port: port)
+        receiver.adopt(try Loopback.accept(listener))
+        let sender = TestThread {
             let chunk = [UInt8](repeating: 7, count: 64 << 10)
             let deadline = ContinuousClock.now + .seconds(10)
             while ContinuousClock.now < deadline {
@@ -268,11 +267,10 @@ struct StreamReceiverTests {
         var end: ConnectionEnd?
         var bytes = 0
         try receiver.run(untilIdle: true, deadline: .now + .seconds(20)) { event in
-            switch event {
+            switch consume event {
             case let .data(seg):
                 bytes += seg.length
                 if bytes > 1 << 20 { receiver.close(seg.connection) }
-                receiver.release(seg)
             case let .closed(_, e): end = e
             default: break
             }
@@ -290,27 +288,27 @@ struct StreamReceiverTests {
         var cfg = StreamReceiver.Configuration(bufferCount: bufferCount, incremental: false)
         cfg.resumeThreshold = 8
         let receiver = try StreamReceiver(pool: pool, configuration: cfg)
-        let (listener, port) = try URingTest.listener()
+        let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
         let data = URingTest.bytes(count: 1 << 20, seed: 61)
-        let client = try URingTest.connect(port: port)
-        receiver.adopt(try URingTest.accept(listener))
-        let sender = URingTest.Thread {
+        let client = try Loopback.connect(port: port)
+        receiver.adopt(try Loopback.accept(listener))
+        let sender = TestThread {
             defer { try? client.close() }
-            try? data.withUnsafeBytes { try URingTest.sendAll(client, $0) }
+            try? data.withUnsafeBytes { try Loopback.sendAll(client, $0) }
         }
         // Keep the newest 14 segments (nearly every buffer); release only older ones.
-        var kept: [ReceivedSegment] = []
+        var kept: [HeldSegment] = []
         var out: [UInt8] = []
         var end: ConnectionEnd?
         try receiver.run(untilIdle: true, deadline: .now + .seconds(30)) { event in
-            switch event {
+            switch consume event {
             case let .data(seg):
-                kept.append(seg)
+                kept.append(HeldSegment(seg))
                 while kept.count > 14 {
                     let old = kept.removeFirst()
-                    out += old.bytes!
-                    receiver.release(old)
+                    out += old.bytes
+                    old.release()
                 }
             case let .closed(_, e): end = e
             default: break
@@ -318,8 +316,8 @@ struct StreamReceiverTests {
         }
         sender.join()
         for seg in kept {
-            out += seg.bytes!
-            receiver.release(seg)
+            out += seg.bytes
+            seg.release()
         }
         let stats = receiver.statistics
         print("keeps most buffers: \(stats)")
@@ -334,27 +332,32 @@ struct StreamReceiverTests {
     func releaseAfterRun() throws {
         let (pool, _) = try URingTest.pool(chunkSize: 16 << 10, chunks: 16, name: "late-test")
         let receiver = try StreamReceiver(pool: pool, configuration: .init(bufferCount: 16, incremental: false))
-        let (listener, port) = try URingTest.listener()
+        let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
         let data = URingTest.bytes(count: 100_000, seed: 71)
-        let client = try URingTest.connect(port: port)
-        receiver.adopt(try URingTest.accept(listener))
-        try data.withUnsafeBytes { try URingTest.sendAll(client, $0) }
+        let client = try Loopback.connect(port: port)
+        receiver.adopt(try Loopback.accept(listener))
+        try data.withUnsafeBytes { try Loopback.sendAll(client, $0) }
         try client.close()
-        let held = Mutex<[ReceivedSegment]>([])
+        let held = Mutex<[HeldSegment]>([])
         try receiver.run(untilIdle: true, deadline: .now + .seconds(30)) { event in
-            if case let .data(seg) = event { held.withLockChecked { $0.append(seg) } }
+            switch consume event {
+            case let .data(seg):
+                let box = HeldSegment(seg)
+                held.withLockChecked { $0.append(box) }
+            default: break
+            }
         }
         let segments = held.withLockChecked { $0 }
-        #expect(segments.reduce(0) { $0 + $1.length } == data.count)
+        #expect(segments.reduce(0) { $0 + ($1.segment?.length ?? 0) } == data.count)
         #expect(receiver.statistics.buffersHeldByApplication > 0)
         #expect(pool.inFlight > 0)
         var out: [UInt8] = []
-        for seg in segments { out += seg.bytes! }
+        for seg in segments { out += seg.bytes }
         #expect(out == data)
         // Release from another thread, after the RX loop is gone.
-        let releaser = URingTest.Thread {
-            for seg in segments { receiver.release(seg) }
+        let releaser = TestThread {
+            for seg in segments { seg.release() }
         }
         releaser.join()
         #expect(receiver.statistics.buffersHeldByApplication == 0)

@@ -3,6 +3,7 @@ import Netmem
 import NetmemURing
 import Synchronization
 import SystemPackage
+import NetmemTestSupport
 import Testing
 
 @Suite("ZeroCopySender over loopback", .serialized)
@@ -22,12 +23,12 @@ struct ZeroCopySenderTests {
     }
 
     func roundTrip(zeroCopy: Bool, registered: Bool) throws -> ZeroCopySender.Statistics {
-        let (listener, port) = try URingTest.listener()
+        let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
-        let client = try URingTest.connect(port: port)
-        let server = try URingTest.accept(listener)
+        let client = try Loopback.connect(port: port)
+        let server = try Loopback.accept(listener)
         let sink = Sink()
-        let reader = URingTest.Thread {
+        let reader = TestThread {
             sink.drain(server)
             try? server.close()
         }

@@ -61,6 +61,13 @@ static inline void cnm_cpu_relax(void) {
 /// Mirrors `memfd_create(2)`. Returns the fd or -errno.
 int cnm_memfd_create(const char *name, unsigned int flags);
 
+/* accept4(2) with SOCK_CLOEXEC (a GNU call the Glibc module does not show): the new
+   socket's fd, or -1 with errno set. */
+int cnm_accept_cloexec(int listener);
+
+/* eventfd(2), close-on-exec and non-blocking: the fd, or -1 with errno set. */
+int cnm_eventfd(void);
+
 /// Mirrors `mmap(2)`. Returns the address, or NULL with `*err` set to errno.
 void *cnm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset, int *err);
 

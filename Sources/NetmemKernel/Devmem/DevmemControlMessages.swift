@@ -70,8 +70,12 @@ public enum DevmemControlMessages {
 
     /// Builds a `Message` from a receive: `received` bytes reported by recvmsg, the
     /// linear bytes in `data`, and the parsed control messages. Without any devmem
-    /// control message all received bytes are linear (a readable skb).
-    public static func message(received: Int, data: UnsafeRawBufferPointer, controls: [DevmemControl]) throws(DevmemError) -> Message {
+    /// control message all received bytes are linear (a readable skb). The message's
+    /// tokens go back to `returner` (the socket) when it goes away; `region` is the
+    /// dma-buf bound to the queue, when the caller has it.
+    public static func message(received: Int, data: UnsafeRawBufferPointer, controls: [DevmemControl],
+                               region: DeviceMemoryRegion? = nil,
+                               returningTokensTo returner: (any TokenReturning)? = nil) throws(DevmemError) -> Message {
         var fragments: [Fragment] = []
         var linearDeclared = 0
         for c in controls {
@@ -86,7 +90,8 @@ public enum DevmemControlMessages {
         guard linear >= 0, linear <= data.count, linearDeclared <= linear else {
             throw .inconsistentLengths(received: received, linear: linearDeclared, payload: payload)
         }
-        return Message(linear: Array(data[0..<linear]), fragments: fragments)
+        return Message(linear: Array(data[0..<linear]), fragments: fragments, region: region,
+                       returningTokensTo: fragments.isEmpty ? nil : returner)
     }
 
     /// Encodes control messages (for tests, and the TX path's `SCM_DEVMEM_DMABUF`).
@@ -119,48 +124,6 @@ public enum DevmemControlMessages {
         put(UInt64(headerLength + 4)); put(Int32(CNM_SOL_SOCKET)); put(Int32(CNM_SCM_DEVMEM_DMABUF))
         put(bindingID)
         while out.count % Int(CNM_CMSG_ALIGNTO) != 0 { out.append(0) }
-        return out
-    }
-}
-
-/// Coalesces tokens into runs and cuts them into batches the kernel accepts in one
-/// `SO_DEVMEM_DONTNEED` call (at most `TokenLimits.maxRanges` ranges and
-/// `TokenLimits.maxFragments` tokens each).
-public enum DevmemTokenBatches {
-    /// Runs of consecutive tokens, in the order given.
-    public static func ranges(of tokens: [UInt32]) -> [TokenRange] {
-        var out: [TokenRange] = []
-        for t in tokens {
-            if let last = out.last, last.start &+ last.count == t, last.count < UInt32(TokenLimits.maxFragments) {
-                out[out.count - 1].count += 1
-            } else {
-                out.append(TokenRange(token: t))
-            }
-        }
-        return out
-    }
-
-    /// Splits `ranges` into batches within the kernel's limits; a range longer than
-    /// `maxFragments` is cut.
-    public static func batches(_ ranges: [TokenRange]) -> [[TokenRange]] {
-        var out: [[TokenRange]] = []
-        var current: [TokenRange] = []
-        var tokens = 0
-        for var r in ranges where r.count > 0 {
-            while r.count > 0 {
-                if current.count == TokenLimits.maxRanges || tokens == TokenLimits.maxFragments {
-                    out.append(current)
-                    current = []
-                    tokens = 0
-                }
-                let take = min(Int(r.count), TokenLimits.maxFragments - tokens)
-                current.append(TokenRange(start: r.start, count: UInt32(take)))
-                tokens += take
-                r.start &+= UInt32(take)
-                r.count -= UInt32(take)
-            }
-        }
-        if !current.isEmpty { out.append(current) }
         return out
     }
 }

@@ -1,6 +1,7 @@
 import CNetmemLinux
 import Glibc
 import NetmemDevice
+import Synchronization
 import SystemPackage
 
 /// A TCP socket receiving with devmem TCP: `recvmsg(MSG_SOCK_DEVMEM)` yields linear bytes
@@ -10,24 +11,32 @@ import SystemPackage
 /// On a socket whose data is readable (any socket not steered to a bound queue, such as
 /// loopback) the kernel sends no devmem control messages and everything is linear.
 /// Owns the socket and closes it on deinit, which also frees every token still held.
-public final class DevmemSocket: TokenReturning {
+/// The messages it returns own their tokens and keep the socket alive until they go.
+// @unchecked: the receive buffers are used by the one thread that calls `receive`; token
+// returns (any thread) touch only the socket and atomics.
+public final class DevmemSocket: TokenReturning, @unchecked Sendable {
     public let fileDescriptor: FileDescriptor
     /// Bytes of control buffer per receive.
     public let controlCapacity: Int
     /// Bytes of linear buffer per receive.
     public let linearCapacity: Int
+    /// The dma-buf region bound to the queue this socket's flow is steered to, if known:
+    /// messages name it, so their fragments can be copied out.
+    public let region: DeviceMemoryRegion?
     private let control: UnsafeMutableRawBufferPointer
     private let linear: UnsafeMutableRawBufferPointer
+    private let received = Atomic<Int>(0)
+    private let freed = Atomic<Int>(0)
     /// Fragments received and tokens returned (for tests and stats).
-    public private(set) var fragmentsReceived = 0
-    public private(set) var tokensFreed = 0
+    public var fragmentsReceived: Int { received.load(ordering: .relaxed) }
+    public var tokensFreed: Int { freed.load(ordering: .relaxed) }
 
     /// Takes ownership of a connected TCP socket. `controlCapacity` must hold at least
     /// one devmem control message (`DevmemControlMessages.spacePerMessage` bytes); each
     /// fragment of a receive needs that much, so size it for the fragments one receive of
     /// `linearCapacity`… bytes may bring.
     public init(adopting fd: FileDescriptor, controlCapacity: Int = 64 * DevmemControlMessages.spacePerMessage,
-                linearCapacity: Int = 64 << 10) throws(DevmemError) {
+                linearCapacity: Int = 64 << 10, region: DeviceMemoryRegion? = nil) throws(DevmemError) {
         guard controlCapacity >= DevmemControlMessages.spacePerMessage else {
             throw .controlBufferTooSmall(given: controlCapacity, minimum: DevmemControlMessages.spacePerMessage)
         }
@@ -35,6 +44,7 @@ public final class DevmemSocket: TokenReturning {
         self.fileDescriptor = fd
         self.controlCapacity = controlCapacity
         self.linearCapacity = linearCapacity
+        self.region = region
         control = .allocate(byteCount: controlCapacity, alignment: 8)
         linear = .allocate(byteCount: linearCapacity, alignment: 16)
     }
@@ -68,38 +78,33 @@ public final class DevmemSocket: TokenReturning {
         let controls = try DevmemControlMessages.parse(UnsafeRawBufferPointer(rebasing: control[0..<min(controlLength, control.count)]))
         if msgFlags & CNM_MSG_CTRUNC != 0 {
             let parsed = controls.compactMap { c -> UInt32? in if case let .dmabuf(f) = c { return f.token }; return nil }
-            _ = try? dontNeed(DevmemTokenBatches.ranges(of: parsed))
+            giveBack(parsed)
             throw .controlTruncated(bufferSize: controlCapacity, parsedFragments: parsed.count)
         }
-        let message = try DevmemControlMessages.message(received: n, data: UnsafeRawBufferPointer(linear), controls: controls)
-        fragmentsReceived += message.fragments.count
+        let message = try DevmemControlMessages.message(received: n, data: UnsafeRawBufferPointer(linear), controls: controls,
+                                                        region: region, returningTokensTo: self)
+        received.add(message.fragments.count, ordering: .relaxed)
         return message
     }
 
-    /// Gives back the tokens in `ranges`, in as many `SO_DEVMEM_DONTNEED` calls as the
-    /// kernel's limits need, and returns how many fragments the kernel freed. Tokens the
-    /// kernel does not know are not counted (the kernel skips them).
-    /// Mirrors `setsockopt(SO_DEVMEM_DONTNEED)`.
+    /// Gives back the tokens in `ranges` in one `SO_DEVMEM_DONTNEED` call and returns
+    /// how many fragments the kernel freed (tokens it does not know are skipped, not
+    /// counted). At most `TokenLimits.maxRanges` ranges and `TokenLimits.maxFragments`
+    /// tokens; `giveBack` batches any number. Mirrors `setsockopt(SO_DEVMEM_DONTNEED)`.
     public func dontNeed(_ ranges: [TokenRange]) throws(TokenError) -> Int {
-        var freed = 0
-        for batch in DevmemTokenBatches.batches(ranges) {
-            let tokens = batch.map { cnm_dmabuf_token(token_start: $0.start, token_count: $0.count) }
-            let r = tokens.withUnsafeBytes {
-                cnm_setsockopt(fileDescriptor.rawValue, CNM_SOL_SOCKET, CNM_SO_DEVMEM_DONTNEED, $0.baseAddress, UInt32($0.count))
-            }
-            guard r >= 0 else {
-                throw .kernel("SO_DEVMEM_DONTNEED with \(batch.count) ranges failed: \(Errno(rawValue: -r)) (\(freed) freed before)")
-            }
-            freed += Int(r)
+        guard ranges.count <= TokenLimits.maxRanges else { throw .tooManyRanges(ranges.count) }
+        let total = ranges.reduce(0) { $0 + Int($1.count) }
+        guard total <= TokenLimits.maxFragments else { throw .tooManyFragments(total) }
+        guard !ranges.isEmpty else { return 0 }
+        let tokens = ranges.map { cnm_dmabuf_token(token_start: $0.start, token_count: $0.count) }
+        let r = tokens.withUnsafeBytes {
+            cnm_setsockopt(fileDescriptor.rawValue, CNM_SOL_SOCKET, CNM_SO_DEVMEM_DONTNEED, $0.baseAddress, UInt32($0.count))
         }
-        tokensFreed += freed
-        return freed
-    }
-
-    /// Gives back every token of `message`.
-    @discardableResult
-    public func giveBack(_ message: Message) throws(TokenError) -> Int {
-        try dontNeed(DevmemTokenBatches.ranges(of: message.fragments.map(\.token)))
+        guard r >= 0 else {
+            throw .kernel("SO_DEVMEM_DONTNEED with \(ranges.count) ranges failed: \(Errno(rawValue: -r))")
+        }
+        freed.add(Int(r), ordering: .relaxed)
+        return Int(r)
     }
 }
 

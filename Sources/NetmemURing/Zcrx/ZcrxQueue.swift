@@ -1,6 +1,7 @@
 import CNetmemLinux
 import Glibc
 import NetmemDevice
+import Synchronization
 import SystemPackage
 
 /// The memory a zcrx queue receives into.
@@ -35,7 +36,9 @@ public enum ZcrxEvent: Sendable, Equatable {
 /// requires (the shared `IOURing` has no CQE32 option), the area and the refill region;
 /// all are released on deinit. Mirrors liburing's zcrx example flow:
 /// `io_uring_register_ifq` → `RECV_ZC` multishot → CQE → refill ring.
-public final class ZcrxQueue: TokenReturning {
+// @unchecked: the ring memory is touched by the receiving thread only; the refill ring,
+// which token returns write from any thread, is behind a lock.
+public final class ZcrxQueue: TokenReturning, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var interface: String
         public var queue: UInt32
@@ -63,7 +66,7 @@ public final class ZcrxQueue: TokenReturning {
     /// log2 of the receive buffer size (the kernel's `niov_shift`; page size by default).
     public let bufferShift: UInt32
     private let resources: ZcrxResources
-    private var refill: ZcrxRefillRing
+    private let refill: Mutex<ZcrxRefillRing>
 
     /// Sets up the ring, maps the area and the refill region, and registers the queue.
     /// Mirrors `IORING_REGISTER_ZCRX_IFQ`. On NICs without zcrx support (and on lo or
@@ -123,7 +126,7 @@ public final class ZcrxQueue: TokenReturning {
         zcrxID = reg.zcrx_id
         areaToken = areaReg.rq_area_token
         bufferShift = reg.rx_buf_len > 0 ? UInt32(reg.rx_buf_len.trailingZeroBitCount) : UInt32(page.trailingZeroBitCount)
-        refill = ZcrxRefillRing(base: refillBase, offsets: reg.offsets, count: c.refillEntries)
+        refill = Mutex(ZcrxRefillRing(base: refillBase, offsets: reg.offsets, count: c.refillEntries))
     }
 
     /// Starts a multishot zero-copy receive on `socket` (a TCP socket whose flow the NIC
@@ -162,18 +165,22 @@ public final class ZcrxQueue: TokenReturning {
     /// Gives buffers back through the refill ring (one entry per token) and publishes.
     /// Throws when the ring has no room; entries written before stay written.
     public func dontNeed(_ ranges: [TokenRange]) throws(TokenError) -> Int {
-        var n = 0
-        defer { refill.publish() }
-        for r in ranges {
-            for i in 0..<r.count {
-                let off = ZcrxCompletion.refillOffset(token: r.start &+ i, bufferShift: bufferShift, areaToken: areaToken)
-                guard refill.push(offset: off, length: 1 << bufferShift) else {
-                    throw .kernel("the zcrx refill ring is full after \(n) returns; reap and retry")
+        let (shift, token) = (bufferShift, areaToken)
+        let result: Result<Int, TokenError> = refill.withLockChecked { refill in
+            var n = 0
+            defer { refill.publish() }
+            for r in ranges {
+                for i in 0..<r.count {
+                    let off = ZcrxCompletion.refillOffset(token: r.start &+ i, bufferShift: shift, areaToken: token)
+                    guard refill.push(offset: off, length: 1 << shift) else {
+                        return .failure(.kernel("the zcrx refill ring is full after \(n) returns; reap and retry"))
+                    }
+                    n += 1
                 }
-                n += 1
             }
+            return .success(n)
         }
-        return n
+        return try result.get()
     }
 }
 

@@ -1,6 +1,9 @@
-/// Why a framed (or raw) connection ended. Every case names the field or the state and
-/// the value that was wrong; the connection is closed and every buffer it held returns.
+/// Why a framed (or raw) connection ended, or why a parser could not be made. Every case
+/// names the field or the state and the value that was wrong; the connection is closed
+/// and every buffer it held returns.
 public enum FrameError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The parser's configuration cannot work (thrown by `FrameParser.init`).
+    case invalidConfiguration(String)
     /// The first four bytes of a header were not "NMEM" (0x4D454D4E).
     case badMagic(UInt32)
     /// The header's version is not 1.
@@ -25,6 +28,8 @@ public enum FrameError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case let .invalidConfiguration(why):
+            return "invalid framing configuration: \(why)"
         case let .badMagic(value):
             return "wrong magic \(hex(value)) in frame header (expected \(hex(FrameHeader.magic)), \"NMEM\"); is the sender framing its data? (use raw mode for unframed senders)"
         case let .badVersion(value):

@@ -1,7 +1,5 @@
-import SystemPackage
-
-/// Writes frames in the Netmem frame format: numbers them, checksums their payload when
-/// asked, and sends header and payload together (one `sendmsg` with two iovecs).
+/// Makes frames in the Netmem frame format: numbers them and checksums their payload
+/// when asked. It has no transport: `FramedSender` (NetmemSession) sends what it makes.
 public struct FrameWriter: Sendable {
     public var streamID: UInt32
     /// The sequence number of the next frame.
@@ -10,7 +8,6 @@ public struct FrameWriter: Sendable {
     public var checksums: Bool
     /// Frames written so far.
     public private(set) var framesWritten = 0
-    private var headerBytes = [UInt8](repeating: 0, count: FrameHeader.size)
 
     public init(streamID: UInt32 = 0, firstSequence: UInt64 = 0, checksums: Bool = true) {
         self.streamID = streamID
@@ -26,21 +23,6 @@ public struct FrameWriter: Sendable {
         nextSequence &+= 1
         framesWritten += 1
         return header
-    }
-
-    /// Sends one frame carrying `payload` on a blocking socket.
-    public mutating func write(_ payload: UnsafeRawBufferPointer, to socket: FileDescriptor) throws(Errno) {
-        let header = nextHeader(for: payload)
-        let result: Result<Void, Errno> = headerBytes.withUnsafeMutableBytes { h in
-            header.encode(into: h)
-            do throws(Errno) {
-                try BlockingSocket.sendAll(socket, UnsafeRawBufferPointer(h), payload)
-                return .success(())
-            } catch {
-                return .failure(error)
-            }
-        }
-        try result.get()
     }
 
     /// One frame as bytes (header then payload), for tests and files.

@@ -1,6 +1,7 @@
 import Netmem
 import Glibc
-@testable import NetmemURing
+import NetmemURing
+import NetmemTestSupport
 import SystemPackage
 import Testing
 
@@ -26,7 +27,7 @@ enum NetmemBinary {
         return nil
     }()
 
-    static var available: Bool { path != nil && FramingLoopback.available }
+    static var available: Bool { path != nil && SessionTest.available }
 
     /// A spawned `netmem` whose standard error the test reads.
     final class Process {

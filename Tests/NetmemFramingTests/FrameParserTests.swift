@@ -1,13 +1,15 @@
 import Glibc
 import Netmem
 import NetmemDevice
-@testable import NetmemURing
+import NetmemFraming
+import NetmemTestSupport
 import Synchronization
 import Testing
 
-/// Feeds crafted segment sequences to a parser. Segments lie in a host-page area (each
-/// written just before it is fed, at a varying offset in its chunk); the ledger's release
-/// records which segments came back.
+/// Feeds crafted piece sequences to a parser. Each piece is a chunk of a host-page pool
+/// (written just before it is fed, at a varying offset in its chunk) whose one reference
+/// the parser takes over; "nothing in flight" means every chunk came back to the pool and
+/// no token is out.
 final class ParserHarness {
     struct Delivered {
         var header: FrameHeader?
@@ -17,62 +19,57 @@ final class ParserHarness {
     }
 
     let provider: HostPageProvider
-    final class ReleaseLog: Sendable {
-        let ids = Mutex<[Int]>([])
-    }
-    let released = ReleaseLog()
-    let ledger: SegmentLedger<Int>
-    var parser: FrameParser<Int>
+    let pool: PagePool
+    let regions: RegionMap
+    let tokens = TokenTable(name: "parser test")
+    var parser: FrameParser
     var delivered: [Delivered] = []
-    /// Messages whose tokens the consumer still holds (when `holdTokens`).
-    var held: [Message] = []
-    var holdTokens = false
+    /// Frames the consumer still holds (when `holdFrames`).
+    var held: [ReceivedFrame] = []
+    var holdFrames = false
     var fed = 0
-    var nextChunk = 0
 
-    init(mode: FrameParser<Int>.Mode, chunkSize: Int = 1 << 17, chunks: Int = 64) throws {
+    init(mode: FrameParser.Mode, chunkSize: Int = 1 << 17, chunks: Int = 64) throws {
         provider = try HostPageProvider(chunkSize: chunkSize, chunkCount: chunks)
-        let released = self.released
-        ledger = SegmentLedger { id in released.ids.withLockChecked { $0.append(id) } }
-        parser = FrameParser(mode: mode, ledger: ledger)
+        pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, name: "parser test"))
+        regions = try RegionMap(hostArea: provider.area, kind: "host", keepingAlive: provider)
+        parser = try FrameParser(mode: mode, tokens: tokens, regions: regions)
     }
 
     var area: NetmemArea { provider.area }
 
-    /// Writes `bytes` into the next chunk and feeds them as one segment.
+    /// Writes `bytes` into a fresh chunk and feeds them as one piece.
     func feed(_ bytes: ArraySlice<UInt8>) throws(FrameError) {
-        let chunk = nextChunk % area.chunkCount
-        nextChunk += 1
-        let offset = (chunk * 37) % 512
-        precondition(offset + bytes.count <= area.chunkSize, "test segment too large for its chunk")
-        let ref = area.ref(chunk: chunk)
-        let base = area.address(of: ref)! + offset
-        bytes.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        let location = NetmemFragment(ref: ref, offset: UInt32(offset), length: UInt32(bytes.count))
-        let id = fed
-        fed += 1
-        try parser.consume(FrameParser<Int>.Segment(id, location: location, bytes: UnsafeRawPointer(base))) { frame in
-            self.take(frame)
+        var spins = 0
+        var chunk = pool.allocate()
+        while chunk == nil {
+            // Chunks of frames another thread holds come back through the recycle ring.
+            spins += 1
+            precondition(spins < 10_000_000, "the test pool ran dry: frames were never released")
+            sched_yield()
+            chunk = pool.allocate()
         }
+        let ref = chunk!
+        pool.setFragmentReferences(of: ref, to: 1)
+        let offset = (fed * 37) % 512
+        precondition(offset + bytes.count <= area.chunkSize, "test piece too large for its chunk")
+        let base = area.address(of: ref)! + offset
+        bytes.withUnsafeBytes { if $0.count > 0 { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        fed += 1
+        let piece = pool.adopt(NetmemFragment(ref: ref, offset: UInt32(offset), length: UInt32(bytes.count)),
+                               baseAddress: UnsafeRawPointer(base))
+        try parser.consume(piece) { frame in self.take(frame) }
     }
 
     func take(_ frame: ReceivedFrame) {
-        var payload: [UInt8] = []
-        for f in frame.message.fragments {
-            let loc = f.location!
-            #expect(Int(loc.length) == f.length)
-            #expect(f.regionID == UInt32(area.id))
-            #expect(f.regionOffset == UInt64(loc.ref.chunk) * UInt64(area.chunkSize) + UInt64(loc.offset))
-            let p = area.address(of: loc.ref)! + Int(loc.offset)
-            payload += UnsafeRawBufferPointer(start: p, count: f.length)
+        for f in frame.fragments {
+            #expect(f.regionID == regions.region.id)
+            #expect(f.location.map { regions.regionOffset(of: $0) } == f.regionOffset)
         }
+        let payload = (try? frame.message.payloadBytes()) ?? []
         delivered.append(Delivered(header: frame.header, linear: frame.message.linear, payload: payload,
-                                   fragments: frame.message.fragments.count))
-        if holdTokens {
-            held.append(frame.message)
-        } else {
-            #expect(throws: Never.self) { try self.ledger.dontNeed(frame.message) }
-        }
+                                   fragments: frame.fragments.count))
+        if holdFrames { held.append(frame) }
     }
 
     /// Feeds `stream` cut at `cuts` (sorted offsets strictly inside the stream).
@@ -84,20 +81,12 @@ final class ParserHarness {
         }
     }
 
-    func returnHeld() throws {
-        for m in held { try ledger.dontNeed(m) }
-        held.removeAll()
-    }
-
-    /// Nothing in flight: every segment fed came back exactly once, no token is out.
+    /// Nothing in flight: every chunk fed came back to the pool, no token is out.
     func expectNothingInFlight(sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(ledger.segmentsHeld == 0, sourceLocation: sourceLocation)
-        #expect(ledger.tokensOutstanding == 0, sourceLocation: sourceLocation)
+        #expect(tokens.heldCount == 0, sourceLocation: sourceLocation)
         let parserHeld = parser.referencesHeld
         #expect(parserHeld == 0, sourceLocation: sourceLocation)
-        let back = released.ids.withLockChecked { $0 }
-        #expect(back.count == fed, "\(back.count) of \(fed) segments came back", sourceLocation: sourceLocation)
-        #expect(Set(back).count == back.count, "a segment came back twice", sourceLocation: sourceLocation)
+        #expect(pool.inFlight == 0, "\(pool.inFlight) chunks still out", sourceLocation: sourceLocation)
     }
 }
 
@@ -123,7 +112,7 @@ struct StreamBuilder {
 }
 
 @Suite("Frame parser")
-struct FramingParserTests {
+struct FrameParserTests {
     static let maxPayload = 1 << 22
 
     func smallStream() -> StreamBuilder {
@@ -135,18 +124,19 @@ struct FramingParserTests {
         return b
     }
 
-    func check(_ h: ParserHarness, against b: StreamBuilder) {
-        #expect(h.delivered.count == b.payloads.count)
+    func check(_ h: ParserHarness, against b: StreamBuilder, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(h.delivered.count == b.payloads.count, sourceLocation: sourceLocation)
         for (i, d) in h.delivered.enumerated() where i < b.payloads.count {
-            #expect(d.payload == b.payloads[i], "frame \(i)")
-            #expect(d.header?.sequence == 100 + UInt64(i))
-            #expect(d.header?.streamID == 9)
-            #expect(d.linear.count == FrameHeader.size)
-            #expect(d.header.map { FrameHeader(decoding: d.linear) == $0 } == true)
+            #expect(d.payload == b.payloads[i], "frame \(i)", sourceLocation: sourceLocation)
+            #expect(d.header?.sequence == 100 + UInt64(i), sourceLocation: sourceLocation)
+            #expect(d.header?.streamID == 9, sourceLocation: sourceLocation)
+            #expect(d.linear.count == FrameHeader.size, sourceLocation: sourceLocation)
+            #expect(d.header.map { h in d.linear.withUnsafeBytes { FrameHeader(decoding: $0) } == h } == true,
+                    sourceLocation: sourceLocation)
         }
     }
 
-    @Test("Every split of a small framed stream into two segments parses the same")
+    @Test("Every split of a small framed stream into two pieces parses the same")
     func everyTwoWaySplit() throws {
         let b = smallStream()
         for cut in 0...b.bytes.count {
@@ -158,8 +148,8 @@ struct FramingParserTests {
         }
     }
 
-    @Test("Every fixed segment size from 1 byte to the whole stream parses the same")
-    func everySegmentSize() throws {
+    @Test("Every fixed piece size from 1 byte to the whole stream parses the same")
+    func everyPieceSize() throws {
         let b = smallStream()
         for size in 1...b.bytes.count {
             let h = try ParserHarness(mode: .framed(maxPayload: Self.maxPayload))
@@ -167,12 +157,12 @@ struct FramingParserTests {
             try h.parser.finish()
             check(h, against: b)
             h.expectNothingInFlight()
-            // A payload split over k segments arrives as k fragments.
+            // A payload split over k pieces arrives as k fragments.
             if size == 1 { #expect(h.delivered[1].fragments == 5) }
         }
     }
 
-    @Test("Random frames with random segment cuts arrive byte-exact")
+    @Test("Random frames with random cuts arrive byte-exact; held frames keep their chunks")
     func randomFrames() throws {
         var rng = SplitMix64(seed: 42)
         for round in 0..<20 {
@@ -188,57 +178,59 @@ struct FramingParserTests {
                 if at >= b.bytes.count { break }
                 cuts.append(at)
             }
-            let h = try ParserHarness(mode: .framed(maxPayload: Self.maxPayload))
-            h.holdTokens = round % 2 == 0
+            let h = try ParserHarness(mode: .framed(maxPayload: Self.maxPayload), chunks: 256)
+            h.holdFrames = round % 2 == 0
             try h.feed(b.bytes, cuts: cuts)
             try h.parser.finish()
             check(h, against: b)
-            if h.holdTokens {
-                // The consumer holds every token: payload segments stay out until returned.
-                #expect(h.ledger.tokensOutstanding == h.delivered.reduce(0) { $0 + $1.fragments })
-                try h.returnHeld()
+            if h.holdFrames {
+                // The consumer holds every frame: their tokens and chunks stay out until then.
+                #expect(h.tokens.heldCount == h.delivered.reduce(0) { $0 + $1.fragments })
+                h.held.removeAll()
             }
             h.expectNothingInFlight()
         }
     }
 
-    @Test("Raw mode: every segment becomes one fragment, bytes unchanged")
+    @Test("Raw mode: every piece becomes one fragment, bytes unchanged")
     func rawMode() throws {
         var rng = SplitMix64(seed: 7)
         let stream = rng.bytes(100_000)
         let h = try ParserHarness(mode: .raw)
-        h.holdTokens = true
+        h.holdFrames = true
         try h.feed(stream, cuts: [1, 2, 1000, 50_000, 99_999])
         try h.parser.finish()
         #expect(h.delivered.count == 6)
         #expect(h.delivered.allSatisfy { $0.header == nil && $0.linear.isEmpty && $0.fragments == 1 })
         #expect(h.delivered.flatMap(\.payload) == stream)
-        #expect(h.ledger.segmentsHeld == 6)
-        try h.returnHeld()
+        #expect(h.pool.inFlight == 6)
+        #expect(h.tokens.heldCount == 6)
+        h.held.removeAll()
         h.expectNothingInFlight()
     }
 
-    /// Feeds `good` frames, then `bad`, and expects `error`; whatever was delivered before
+    /// Feeds a good frame, then `bad`, and expects `error`; what was delivered before
     /// stays valid, and everything comes back.
-    func expectFailure(_ bad: [UInt8], max: Int = maxPayload, segment: Int = 7, _ error: FrameError) throws {
+    func expectFailure(_ bad: [UInt8], max: Int = maxPayload, piece: Int = 7, _ error: FrameError,
+                       sourceLocation: SourceLocation = #_sourceLocation) throws {
         var b = StreamBuilder()
         b.add([1, 2, 3])
         let stream = b.bytes + bad
         let h = try ParserHarness(mode: .framed(maxPayload: max))
-        h.holdTokens = true
-        #expect(throws: error) {
-            try h.feed(stream, cuts: Array(stride(from: segment, to: stream.count, by: segment)))
+        h.holdFrames = true
+        #expect(throws: error, sourceLocation: sourceLocation) {
+            try h.feed(stream, cuts: Array(stride(from: piece, to: stream.count, by: piece)))
             try h.parser.finish()
         }
         let done = h.parser.isDone
-        #expect(done)
+        #expect(done, sourceLocation: sourceLocation)
         let held = h.parser.referencesHeld
-        #expect(held == 0)
-        #expect(h.delivered.count == 1 && h.delivered[0].payload == [1, 2, 3])
-        // A segment fed after the failure comes straight back, with the same error.
-        #expect(throws: error) { try h.feed([0, 0, 0][...]) }
-        try h.returnHeld()
-        h.expectNothingInFlight()
+        #expect(held == 0, sourceLocation: sourceLocation)
+        #expect(h.delivered.count == 1 && h.delivered[0].payload == [1, 2, 3], sourceLocation: sourceLocation)
+        // A piece fed after the failure comes straight back, with the same error.
+        #expect(throws: error, sourceLocation: sourceLocation) { try h.feed([0, 0, 0][...]) }
+        h.held.removeAll()
+        h.expectNothingInFlight(sourceLocation: sourceLocation)
     }
 
     @Test("Bad headers end the connection with an error naming the field")
@@ -254,7 +246,7 @@ struct FramingParserTests {
         try expectFailure(header { $0.headerLength = 5000 }, .headerLengthTooLarge(5000))
         try expectFailure(header { $0.payloadLength = 1001 }, max: 1000, .payloadTooLarge(1001, maximum: 1000))
         // Unframed text where a header should be.
-        try expectFailure(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n.....".utf8), segment: 1000,
+        try expectFailure(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n.....".utf8), piece: 1000,
                           .badMagic(UInt32(littleEndian: 0x2054_4547)))
     }
 
@@ -265,7 +257,7 @@ struct FramingParserTests {
         frame[frame.count - 1] ^= 0xFF
         let good = CRC32C.checksum([10, 20, 30, 40])
         let bad = CRC32C.checksum([10, 20, 30, 40 ^ 0xFF])
-        try expectFailure(frame, segment: 3, .checksumMismatch(sequence: 5, expected: good, computed: bad))
+        try expectFailure(frame, piece: 3, .checksumMismatch(sequence: 5, expected: good, computed: bad))
     }
 
     @Test("A peer closing mid-frame gives a typed error saying where")
@@ -289,30 +281,42 @@ struct FramingParserTests {
         try h.feed(Array(frame[..<700]), cuts: [20, 100, 300, 600])
         let held = h.parser.referencesHeld
         #expect(held == 4)
-        #expect(h.ledger.segmentsHeld == 4)
-        #expect(h.released.ids.withLockChecked { $0 } == [0])
+        // The first piece held only header bytes: its chunk is back already.
+        #expect(h.pool.inFlight == 4)
         h.parser.abort()
         h.expectNothingInFlight()
         #expect(h.delivered.isEmpty)
     }
 
-    @Test("Tokens are checked: unknown, returned twice, too many at once")
-    func tokenChecks() throws {
-        let h = try ParserHarness(mode: .raw)
-        h.holdTokens = true
-        try h.feed([1, 2, 3][...])
-        let token = h.held[0].fragments[0].token
-        #expect(throws: TokenError.unknownToken(999, freedBefore: 0)) { try h.ledger.dontNeed([TokenRange(token: 999)]) }
-        #expect(try h.ledger.dontNeed([TokenRange(token: token)]) == 1)
-        #expect(throws: TokenError.alreadyReturned(token, freedBefore: 0)) { try h.ledger.dontNeed([TokenRange(token: token)]) }
-        #expect(throws: TokenError.tooManyFragments(2000)) { try h.ledger.dontNeed([TokenRange(start: 0, count: 2000)]) }
-        h.held.removeAll()
+    @Test("Sequence numbers that skip are counted, the frames still delivered")
+    func sequenceGaps() throws {
+        var w = FrameWriter(firstSequence: 10)
+        var stream = w.encode([1]) + w.encode([2])
+        w.nextSequence = 20
+        stream += w.encode([3]) + w.encode([4])
+        let h = try ParserHarness(mode: .framed(maxPayload: 100))
+        try h.feed(stream, cuts: [])
+        try h.parser.finish()
+        #expect(h.delivered.map(\.payload) == [[1], [2], [3], [4]])
+        #expect(h.parser.statistics.sequenceGaps == 1)
         h.expectNothingInFlight()
+    }
+
+    @Test("Configuration that cannot work throws at init, not at the first data")
+    func badConfiguration() throws {
+        let h = try ParserHarness(mode: .raw)
+        #expect(throws: FrameError.self) { _ = try FrameParser(mode: .framed(maxPayload: -1), tokens: h.tokens, regions: h.regions) }
+        let deviceOnly = try DeviceMemoryRegion.memfd(size: 1 << 20, access: .none)
+        let binding = try DevmemBinding(region: deviceOnly, queues: [ReceiveQueue(interface: "test", index: 0)],
+                                        chunkSize: 65536, registry: BindingRegistry())
+        #expect(throws: FrameError.self) { _ = try FrameParser(mode: .framed(maxPayload: 100), tokens: h.tokens, regions: binding.regionMap) }
+        // Raw mode over unreadable memory is fine: nothing is read.
+        _ = try FrameParser(mode: .raw, tokens: h.tokens, regions: binding.regionMap)
     }
 }
 
 @Suite("Frame parser: early rejection")
-struct FramingEarlyRejectTests {
+struct FrameEarlyRejectTests {
     @Test("A bad magic is reported as soon as 4 bytes arrived, even if the peer then closes")
     func earlyMagic() throws {
         let h = try ParserHarness(mode: .framed(maxPayload: 1 << 20))
@@ -329,19 +333,18 @@ struct FramingEarlyRejectTests {
     }
 }
 
-@Suite("Segment ledger across threads")
-struct FramingLedgerThreadTests {
-    @Test("Tokens returned from another thread while segments keep coming: each segment comes back once")
-    func returnsFromAnotherThread() throws {
+@Suite("Frames released on another thread")
+struct FrameReleaseThreadTests {
+    @Test("Frames let go on another thread while pieces keep coming: every chunk comes back once")
+    func releasesFromAnotherThread() throws {
         let h = try ParserHarness(mode: .raw, chunkSize: 4096, chunks: 64)
-        h.holdTokens = true
-        let queue = Mutex<[Message]>([])
+        h.holdFrames = true
+        let queue = Mutex<[ReceivedFrame]>([])
         let done = Atomic<Bool>(false)
-        let ledger = h.ledger
-        let returner = FramingThread {
+        let releaser = TestThread {
             var idle = 0
             while idle < 2_000_000 {
-                let batch = queue.withLockChecked { q -> [Message] in
+                let batch = queue.withLockChecked { q -> [ReceivedFrame] in
                     let b = q
                     q.removeAll()
                     return b
@@ -352,7 +355,7 @@ struct FramingLedgerThreadTests {
                     sched_yield()
                     continue
                 }
-                for m in batch { _ = try? ledger.dontNeed(m) }
+                _ = consume batch
             }
         }
         var rng = SplitMix64(seed: 3)
@@ -364,7 +367,7 @@ struct FramingLedgerThreadTests {
             if i % 512 == 0 { sched_yield() }
         }
         done.store(true, ordering: .releasing)
-        returner.join()
+        releaser.join()
         h.expectNothingInFlight()
     }
 }

@@ -1,6 +1,6 @@
 import Netmem
 import NetmemDevice
-@testable import NetmemURing
+@testable import NetmemFraming
 import Testing
 
 @Suite("Frame header and CRC-32C")
@@ -81,18 +81,4 @@ struct FramingHeaderTests {
         #expect(FrameError.closedInHeader(received: 12, expected: 32).description
             == "connection closed 12 bytes into a 32-byte header")
     }
-
-    @Test("Addresses parse from ADDR:PORT and bad ones are named")
-    func addressParsing() throws {
-        let a = try SocketAddress(parsing: "127.0.0.1:9000")
-        #expect(a.port == 9000 && a.description == "127.0.0.1:9000")
-        let b = try SocketAddress(parsing: "[::1]:80")
-        #expect(b.description == "[::1]:80")
-        #expect(try SocketAddress(parsing: "localhost:1").host == "127.0.0.1")
-        #expect(try SocketAddress(parsing: ":5").host == "0.0.0.0")
-        #expect(throws: SocketAddressError.badPort("99999")) { try SocketAddress(parsing: "1.2.3.4:99999") }
-        #expect(throws: SocketAddressError.malformed("nocolon")) { try SocketAddress(parsing: "nocolon") }
-        #expect(throws: SocketAddressError.badHost("example.org")) { try SocketAddress(parsing: "example.org:1") }
-    }
 }
-

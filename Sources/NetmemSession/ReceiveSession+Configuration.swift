@@ -1,0 +1,119 @@
+import Netmem
+import NetmemDevice
+import NetmemFraming
+import NetmemGPU
+import NetmemURing
+
+extension ReceiveSession {
+    /// Which memory received data lands in.
+    public enum Memory: Sendable, Equatable, CustomStringConvertible {
+        /// Anonymous host pages (`HostPageProvider`).
+        case host
+        /// 2 MiB huge pages (`HugePageProvider`), falling back to transparent huge pages
+        /// when none are reserved.
+        case hugePages
+        /// A sealed memfd another process can map (`SharedMemoryProvider`).
+        case sharedMemory
+        /// A memfd region cut into `Configuration.segments` scatter-gather segments and
+        /// bound through a `DevmemBinding` to a virtual loopback queue, as a dma-buf is
+        /// bound to a NIC queue.
+        case memfdRegion
+        /// GPU memory: received data lands in pinned host memory the GPU reads in place,
+        /// or in host chunks copied to the GPU (`landing`); see `GPUReceiveMemory`.
+        case gpu(GPUProviderSpec, GPULanding)
+
+        public var description: String {
+            switch self {
+            case .host: return "host"
+            case .hugePages: return "hugepage"
+            case .sharedMemory: return "shared memfd"
+            case .memfdRegion: return "memfd region"
+            case let .gpu(spec, landing): return "\(spec) (\(landing) landing)"
+            }
+        }
+    }
+
+    /// Everything a session is made from.
+    public struct Configuration: Sendable {
+        /// Where to accept connections; nil when the session only reads sockets handed to
+        /// `adopt`.
+        public var listen: SocketAddress?
+        /// Accept backlog; nil takes the system maximum.
+        public var backlog: Int32?
+        /// The memory data lands in.
+        public var memory: Memory = .host
+        /// Bytes per buffer (a power of two from 4 KiB to 2 MiB; a memfd region or pinned
+        /// GPU landing takes 4 KiB, 64 KiB or 2 MiB).
+        public var chunkSize = 64 << 10
+        /// Buffers in the kernel's provided-buffer ring.
+        public var bufferCount = 64
+        /// Chunks the pool may hand out at once: the ring's buffers plus what consumers
+        /// hold; nil takes twice `bufferCount`.
+        public var poolSize: Int?
+        /// Scatter-gather segments of a memfd region (`Memory.memfdRegion`).
+        public var segments = 3
+        /// Raw bytes, or frames in the Netmem frame format.
+        public var mode: FrameParser.Mode = .raw
+        /// Frames (raw mode: segments) a connection's `frames` sequence buffers before the
+        /// session stops reading that connection until the consumer catches up.
+        public var maxQueuedFrames = 64
+        /// Incremental buffer consumption (nil: when the kernel has it and chunks are at
+        /// least 64 KiB).
+        public var incremental: Bool?
+        /// The RX loop's longest wait in the kernel.
+        public var idleWait: Duration = .milliseconds(10)
+        /// A name for logs, pools and regions.
+        public var name = "netmem"
+
+        public init(listen: SocketAddress? = nil, memory: Memory = .host, mode: FrameParser.Mode = .raw) {
+            self.listen = listen
+            self.memory = memory
+            self.mode = mode
+        }
+
+        /// The largest frame payload a ring of `bufferCount` × `chunkSize` can assemble:
+        /// half its memory (a frame's payload stays in the ring's buffers until the whole
+        /// frame is there).
+        public var largestPayload: Int { bufferCount * chunkSize / 2 }
+
+        /// Chunks of the memory: `poolSize`, or twice `bufferCount`.
+        public var chunkCount: Int { poolSize ?? bufferCount * 2 }
+
+        func validate() throws(ReceiveSessionError) {
+            guard chunkSize >= 4096, chunkSize <= 2 << 20, chunkSize & (chunkSize - 1) == 0 else {
+                throw .invalidConfiguration("chunk size \(chunkSize): must be a power of two from 4 KiB to 2 MiB")
+            }
+            guard bufferCount >= 1, bufferCount <= 32768 else {
+                throw .invalidConfiguration("buffer count \(bufferCount): must be 1 to 32768")
+            }
+            guard chunkCount >= bufferCount else {
+                throw .invalidConfiguration("pool size \(chunkCount) is below the buffer count \(bufferCount): the ring could never be filled")
+            }
+            guard segments >= 1, segments <= 4096 else {
+                throw .invalidConfiguration("segments \(segments): must be 1 to 4096")
+            }
+            guard maxQueuedFrames >= 1 else {
+                throw .invalidConfiguration("max queued frames \(maxQueuedFrames): must be at least 1")
+            }
+            if case let .framed(maxPayload) = mode {
+                guard maxPayload >= 0 else { throw .invalidConfiguration("maximum payload \(maxPayload) is negative") }
+                guard maxPayload <= largestPayload else {
+                    throw .invalidConfiguration("a maximum payload of \(maxPayload) bytes does not fit the receive ring "
+                        + "(\(bufferCount) × \(chunkSize) bytes holds frames up to \(largestPayload) bytes); "
+                        + "raise the buffer count or chunk size, or lower the maximum payload")
+                }
+            }
+            switch memory {
+            case .memfdRegion, .gpu(_, .pinned):
+                guard DevmemBinding.allowedChunkSizes.contains(chunkSize) else {
+                    throw .invalidConfiguration("a bound region uses 4 KiB, 64 KiB or 2 MiB chunks, not \(chunkSize) bytes")
+                }
+                if case .memfdRegion = memory, segments > chunkCount {
+                    throw .invalidConfiguration("\(segments) segments cannot each hold a chunk of a \(chunkCount)-chunk region")
+                }
+            default:
+                break
+            }
+        }
+    }
+}

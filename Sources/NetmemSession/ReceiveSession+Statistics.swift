@@ -1,0 +1,71 @@
+import Netmem
+import NetmemURing
+import Synchronization
+
+extension ReceiveSession {
+    /// What a session has done, readable from any thread.
+    public struct Statistics: Sendable, CustomStringConvertible {
+        /// Frames delivered (raw mode: runs of bytes).
+        public var frames = 0
+        public var payloadBytes = 0
+        public var connectionsAccepted = 0
+        public var connectionsOpen = 0
+        public var connectionsEnded = 0
+        /// Connections that ended with an error (bad input, reset, aborted mid-frame).
+        public var connectionsFailed = 0
+        public var checksumsVerified = 0
+        /// Frames whose sequence number did not follow the previous frame's.
+        public var sequenceGaps = 0
+        /// Times a connection's consumer fell behind and the session stopped reading it.
+        public var holds = 0
+        /// Tokens out with frames the application holds.
+        public var tokensOutstanding = 0
+        /// Chunks handed out by the pool (in the ring or held by frames).
+        public var poolInFlight = 0
+        public var receiver = StreamReceiver.Statistics()
+        public var pool: PagePoolStats
+
+        init(pool: PagePoolStats) { self.pool = pool }
+
+        public var fields: [(String, Int)] {
+            [("frames", frames), ("payload_bytes", payloadBytes), ("connections_accepted", connectionsAccepted),
+             ("connections_open", connectionsOpen), ("connections_ended", connectionsEnded),
+             ("connections_failed", connectionsFailed), ("checksums_verified", checksumsVerified),
+             ("sequence_gaps", sequenceGaps), ("holds", holds), ("tokens_outstanding", tokensOutstanding),
+             ("pool_in_flight", poolInFlight)]
+        }
+
+        public var description: String { fields.map { "\($0.0)=\($0.1)" }.joined(separator: " ") }
+    }
+
+    /// The counters now.
+    public var statistics: Statistics {
+        var s = Statistics(pool: pool.stats)
+        s.frames = counters.frames.load(ordering: .relaxed)
+        s.payloadBytes = counters.payloadBytes.load(ordering: .relaxed)
+        s.connectionsAccepted = counters.connectionsAccepted.load(ordering: .relaxed)
+        s.connectionsOpen = counters.connectionsOpen.load(ordering: .relaxed)
+        s.connectionsEnded = counters.connectionsEnded.load(ordering: .relaxed)
+        s.connectionsFailed = counters.connectionsFailed.load(ordering: .relaxed)
+        s.checksumsVerified = counters.checksumsVerified.load(ordering: .relaxed)
+        s.sequenceGaps = counters.sequenceGaps.load(ordering: .relaxed)
+        s.holds = counters.holds.load(ordering: .relaxed)
+        s.tokensOutstanding = tokens.heldCount
+        s.poolInFlight = pool.inFlight
+        s.receiver = receiver.statistics
+        return s
+    }
+
+    /// The session's counters: written on the RX thread, read anywhere.
+    final class Counters: Sendable {
+        let frames = Atomic<Int>(0)
+        let payloadBytes = Atomic<Int>(0)
+        let connectionsAccepted = Atomic<Int>(0)
+        let connectionsOpen = Atomic<Int>(0)
+        let connectionsEnded = Atomic<Int>(0)
+        let connectionsFailed = Atomic<Int>(0)
+        let checksumsVerified = Atomic<Int>(0)
+        let sequenceGaps = Atomic<Int>(0)
+        let holds = Atomic<Int>(0)
+    }
+}

@@ -1,0 +1,444 @@
+import Glibc
+import Netmem
+import SystemPackage
+
+extension StreamReceiver {
+    /// One connection as the RX thread sees it.
+    struct Connection {
+        let id: ConnectionID
+        let fd: FileDescriptor
+        var offset: UInt64 = 0
+        /// A multishot receive is in the kernel.
+        var armed = false
+        /// Ended by ENOBUFS; re-armed when buffers come back.
+        var starved = false
+        /// Held by the application (`hold`); re-armed at `resume`.
+        var held = false
+        var closing = false
+    }
+
+    /// The RX thread's state: everything here is touched by that thread only.
+    struct Engine: ~Copyable {
+        static let kindRecv: UInt64 = 1 << 56
+        static let kindAccept: UInt64 = 2 << 56
+        static let kindCancel: UInt64 = 3 << 56
+        static let kindWake: UInt64 = 4 << 56
+        static let kindMask: UInt64 = 0xFF << 56
+
+        var ring: IOURing
+        var buffers: ProvidedBufferRing
+        let receiver: StreamReceiver
+        let pool: PagePool
+        let incremental: Bool
+        let bundle: Bool
+        /// Connections by slot; a connection's id is its slot, never reused.
+        var connections: [UInt32: Connection] = [:]
+        var nextSlot: UInt32 = 1
+        var listeners: [UInt32: FileDescriptor] = [:]
+        /// Slots ended by ENOBUFS, waiting for buffers.
+        var starved: [UInt32] = []
+        /// Slots closed while not armed: their end is reported after this reap.
+        var pendingEnds: [UInt32] = []
+        var rearm: [UInt32] = []
+        let batch: UnsafeMutableBufferPointer<Completion>
+        let wakeBuffer: UnsafeMutableRawBufferPointer
+        /// When the ring last got a buffer while a connection was starved.
+        var lastFill = ContinuousClock.now
+        /// The area of the last chunk put in the ring (saves a registry lookup per chunk).
+        var lastArea: NetmemArea?
+        var shuttingDown = false
+
+        init(receiver: StreamReceiver) throws(URingError) {
+            let configuration = receiver.configuration
+            let ring = try IOURing(IOURing.Options(entries: configuration.ringEntries,
+                                                   completionEntries: configuration.ringEntries * 4))
+            let features = ring.probeFeatures()
+            guard features.providedBufferRings else {
+                throw .unsupported("provided-buffer rings (IORING_REGISTER_PBUF_RING, Linux 5.19+)")
+            }
+            let chunkSize = receiver.pool.configuration.chunkSize
+            let incremental: Bool
+            switch configuration.incremental {
+            case .some(true):
+                guard features.incrementalBuffers else {
+                    throw .unsupported("incremental provided-buffer rings (IOU_PBUF_RING_INC, Linux 6.12+)")
+                }
+                incremental = true
+            case .some(false): incremental = false
+            case .none: incremental = features.incrementalBuffers && chunkSize >= 64 << 10
+            }
+            let bundle = configuration.bundle && features.bundles && !incremental
+            buffers = try ProvidedBufferRing(ring: ring, group: configuration.bufferGroup,
+                                             bufferCount: configuration.bufferCount,
+                                             bufferLength: chunkSize, incremental: incremental)
+            self.ring = ring
+            self.receiver = receiver
+            pool = receiver.pool
+            self.incremental = incremental
+            self.bundle = bundle
+            receiver.counters.incremental.store(incremental ? 1 : 0, ordering: .relaxed)
+            receiver.counters.bundle.store(bundle ? 1 : 0, ordering: .relaxed)
+            batch = .allocate(capacity: 128)
+            batch.initialize(repeating: Completion(userData: 0, result: 0, flags: 0))
+            wakeBuffer = .allocate(byteCount: 8, alignment: 8)
+        }
+
+        deinit {
+            batch.deallocate()
+            wakeBuffer.deallocate()
+        }
+
+        var isIdle: Bool { connections.isEmpty && listeners.isEmpty }
+
+        /// Fills the ring and arms the wake-up read.
+        mutating func start() throws(URingError) {
+            fillRing()
+            guard buffers.buffersInRing > 0 else {
+                throw .outOfBuffers("pool '\(pool.configuration.name)' gave no chunks for the provided-buffer ring")
+            }
+            try armWake()
+        }
+
+        mutating func armWake() throws(URingError) {
+            try ring.prepareRead(file: receiver.wakeFD, buffer: wakeBuffer, offset: 0, userData: Self.kindWake)
+        }
+
+        // MARK: Buffers
+
+        /// Takes chunks from the pool for every free bid and publishes them. Each chunk
+        /// starts with one reference: the kernel's, until the buffer leaves the ring.
+        mutating func fillRing() {
+            var added = 0
+            while buffers.hasFreeBid, let ref = pool.allocate() {
+                pool.setFragmentReferences(of: ref, to: 1)
+                let area: NetmemArea
+                if let last = lastArea, last.id == ref.areaID { area = last } else { area = ref.area; lastArea = area }
+                _ = buffers.provide(ref, address: area.address(of: ref)!)
+                added += 1
+            }
+            if added > 0 {
+                buffers.publish()
+                lastFill = .now
+            }
+        }
+
+        /// Refills the ring and re-arms starved connections once enough buffers are in
+        /// it: `resumeThreshold` of them, or any at all once the pool has had nothing more
+        /// for a moment (an application that keeps most buffers must still get the data
+        /// that lets it finish with them).
+        mutating func refill(resumeThreshold: Int) throws(URingError) {
+            if buffers.hasFreeBid { fillRing() }
+            guard !starved.isEmpty, buffers.buffersInRing > 0 else { return }
+            if buffers.buffersInRing < min(resumeThreshold, buffers.bufferCount)
+                && ContinuousClock.now - lastFill < .milliseconds(2) {
+                return
+            }
+            let slots = starved
+            starved.removeAll()
+            for slot in slots {
+                guard var c = connections[slot], c.starved else { continue }
+                c.starved = false
+                connections[slot] = c
+                if !c.held && !c.closing {
+                    try arm(slot)
+                    receiver.counters.resumes.add(1, ordering: .relaxed)
+                }
+            }
+        }
+
+        // MARK: Requests from other threads
+
+        mutating func takeRequests(_ handler: (consuming ReceiveEvent) -> Void) throws(URingError) {
+            for request in receiver.takeRequests() {
+                switch request {
+                case let .adopt(fd): addConnection(fd, handler)
+                case let .listen(fd): try addListener(fd)
+                case let .close(id): requestClose(slot: Self.slot(id))
+                case let .hold(id): try hold(slot: Self.slot(id))
+                case let .resume(id): try resume(slot: Self.slot(id))
+                }
+            }
+        }
+
+        static func slot(_ id: ConnectionID) -> UInt32 { UInt32(truncatingIfNeeded: id.rawValue) }
+
+        mutating func addConnection(_ fd: FileDescriptor, _ handler: (consuming ReceiveEvent) -> Void) {
+            let slot = nextSlot
+            nextSlot &+= 1
+            let id = ConnectionID(rawValue: UInt64(slot))
+            connections[slot] = Connection(id: id, fd: fd)
+            receiver.counters.connectionsAccepted.add(1, ordering: .relaxed)
+            handler(.connected(id))
+            do throws(URingError) {
+                try arm(slot)
+            } catch {
+                if case let .systemCall(_, e) = error { end(slot, .failed(e), handler) } else { end(slot, .failed(.ioError), handler) }
+            }
+        }
+
+        mutating func addListener(_ fd: FileDescriptor) throws(URingError) {
+            let slot = nextSlot
+            nextSlot &+= 1
+            listeners[slot] = fd
+            try ring.prepareAccept(listener: fd, multishot: true, userData: Self.kindAccept | UInt64(slot))
+        }
+
+        mutating func arm(_ slot: UInt32) throws(URingError) {
+            guard var c = connections[slot], !c.armed else { return }
+            try ring.prepareRecvMultishot(socket: c.fd, group: buffers.group, bundle: bundle,
+                                          userData: Self.kindRecv | UInt64(slot))
+            c.armed = true
+            connections[slot] = c
+        }
+
+        mutating func hold(slot: UInt32) throws(URingError) {
+            guard var c = connections[slot], !c.held, !c.closing else { return }
+            c.held = true
+            connections[slot] = c
+            receiver.counters.holds.add(1, ordering: .relaxed)
+            if c.armed { try cancelReceive(slot) }
+        }
+
+        mutating func resume(slot: UInt32) throws(URingError) {
+            guard var c = connections[slot], c.held, !c.closing else { return }
+            c.held = false
+            connections[slot] = c
+            if !c.starved { try arm(slot) }
+        }
+
+        mutating func cancelReceive(_ slot: UInt32) throws(URingError) {
+            try ring.prepareCancel(targetUserData: Self.kindRecv | UInt64(slot), userData: Self.kindCancel | UInt64(slot))
+        }
+
+        /// Asks a connection to close: its receive is cancelled; the end is reported when
+        /// the kernel confirms (or after this reap when nothing is armed).
+        mutating func requestClose(slot: UInt32) {
+            guard var c = connections[slot], !c.closing else { return }
+            c.closing = true
+            connections[slot] = c
+            if c.armed {
+                // A full submission queue is flushed by prepare; should the cancel still
+                // fail, the end comes with the receive's own completion.
+                try? cancelReceive(slot)
+            } else {
+                pendingEnds.append(slot)
+            }
+        }
+
+        // MARK: Completions
+
+        mutating func waitAndReap(_ handler: (consuming ReceiveEvent) -> Void) throws(URingError) {
+            let wait = starved.isEmpty ? receiver.configuration.idleWait : .milliseconds(1)
+            try ring.submitAndWait(minimumCompletions: 1, timeout: wait)
+            try reapAll(handler)
+            flushPendingEnds(handler)
+            publishStatistics()
+        }
+
+        mutating func reapAll(_ handler: (consuming ReceiveEvent) -> Void) throws(URingError) {
+            var rounds = 0
+            while rounds < 16 {
+                let n = ring.reap(into: batch)
+                if n == 0 { break }
+                receiver.counters.completions.add(n, ordering: .relaxed)
+                for i in 0..<n {
+                    let c = batch[i]
+                    switch c.userData & Self.kindMask {
+                    case Self.kindRecv:
+                        if handleRecv(c, handler) { rearm.append(UInt32(truncatingIfNeeded: c.userData)) }
+                    case Self.kindAccept:
+                        try handleAccept(c, handler)
+                    case Self.kindWake:
+                        if !shuttingDown { try armWake() }
+                    default:
+                        break
+                    }
+                }
+                for slot in rearm {
+                    try arm(slot)
+                    receiver.counters.rearms.add(1, ordering: .relaxed)
+                }
+                rearm.removeAll(keepingCapacity: true)
+                if buffers.hasFreeBid { fillRing() }
+                rounds += 1
+            }
+        }
+
+        mutating func handleAccept(_ c: Completion, _ handler: (consuming ReceiveEvent) -> Void) throws(URingError) {
+            let slot = UInt32(truncatingIfNeeded: c.userData)
+            guard let listener = listeners[slot] else {
+                if c.result >= 0 { Glibc.close(c.result) }
+                return
+            }
+            if c.result >= 0 {
+                addConnection(FileDescriptor(rawValue: c.result), handler)
+            } else if let e = c.error {
+                switch e {
+                case .canceled:
+                    listeners[slot] = nil
+                    return
+                case .resourceTemporarilyUnavailable, .interrupted, .connectionAbort,
+                     .noMemory, .noBufferSpace, .tooManyOpenFiles, .tooManyOpenFilesInSystem:
+                    receiver.counters.acceptErrors.add(1, ordering: .relaxed)  // transient: accept again
+                default:
+                    listeners[slot] = nil
+                    handler(.listenerFailed(listener, e))
+                    return
+                }
+            }
+            if !c.hasMore {
+                try ring.prepareAccept(listener: listener, multishot: true, userData: Self.kindAccept | UInt64(slot))
+            }
+        }
+
+        /// Handles one receive completion; returns true when the multishot must be re-armed.
+        mutating func handleRecv(_ c: Completion, _ handler: (consuming ReceiveEvent) -> Void) -> Bool {
+            let slot = UInt32(truncatingIfNeeded: c.userData)
+            if !c.hasMore, var conn = connections[slot] {
+                conn.armed = false
+                connections[slot] = conn
+            }
+            if c.result > 0 {
+                guard let bid = c.bufferID else {
+                    preconditionFailure("receive completion of \(c.result) bytes without a buffer id: \(c)")
+                }
+                deliver(slot: slot, bid: bid, length: Int(c.result), bufferMore: c.bufferHasMore, handler)
+                if c.hasMore { return false }
+                guard let conn = connections[slot] else { return false }
+                if conn.closing {
+                    end(slot, .closedLocally, handler)
+                    return false
+                }
+                return !conn.held  // ended with data (a bundle, CQ pressure): re-arm
+            }
+            guard var conn = connections[slot] else { return false }
+            if c.result == 0 {
+                end(slot, conn.closing ? .closedLocally : .endOfStream, handler)
+                return false
+            }
+            let e = Errno(rawValue: -c.result)
+            switch e {
+            case _ where conn.closing:
+                end(slot, .closedLocally, handler)
+            case .noBufferSpace:
+                conn.starved = true
+                connections[slot] = conn
+                starved.append(slot)
+                receiver.counters.backpressureEvents.add(1, ordering: .relaxed)
+            case .canceled where conn.held:
+                break  // held: re-armed at resume
+            case .connectionReset:
+                end(slot, .reset, handler)
+            case .canceled:
+                end(slot, .closedLocally, handler)
+            default:
+                end(slot, .failed(e), handler)
+            }
+            return false
+        }
+
+        mutating func deliver(slot: UInt32, bid: UInt16, length: Int, bufferMore: Bool,
+                              _ handler: (consuming ReceiveEvent) -> Void) {
+            receiver.counters.bytesReceived.add(length, ordering: .relaxed)
+            if bundle {
+                var left = length
+                var i = 0
+                let size = buffers.bufferLength
+                while left > 0 {
+                    let b = buffers.bid(following: bid, by: i)
+                    let n = min(left, size)
+                    deliverPiece(slot: slot, bid: b, length: n, kernelDone: true, handler)
+                    left -= n
+                    i += 1
+                }
+            } else {
+                deliverPiece(slot: slot, bid: bid, length: length, kernelDone: !(incremental && bufferMore), handler)
+            }
+        }
+
+        /// Hands one piece to the handler. When the kernel is done with the buffer, the
+        /// piece takes over the kernel's chunk reference; otherwise it takes one of its own.
+        mutating func deliverPiece(slot: UInt32, bid: UInt16, length: Int, kernelDone: Bool,
+                                   _ handler: (consuming ReceiveEvent) -> Void) {
+            let offset = buffers.consume(bid: bid, length: length)
+            let address = UnsafeRawPointer(buffers.address(bid)) + offset
+            let ref = kernelDone ? buffers.finish(bid) : buffers.chunk(bid)
+            let location = NetmemFragment(ref: ref, offset: UInt32(offset), length: UInt32(length))
+            guard var conn = connections[slot], !conn.closing else {
+                if kernelDone { pool.releaseFragment(location) }
+                return
+            }
+            if !kernelDone { pool.retainFragment(location) }
+            let segment = ReceivedSegment(connection: conn.id, streamOffset: conn.offset,
+                                          piece: pool.adopt(location, baseAddress: address))
+            conn.offset += UInt64(length)
+            connections[slot] = conn
+            receiver.counters.segmentsDelivered.add(1, ordering: .relaxed)
+            handler(.data(segment))
+        }
+
+        mutating func flushPendingEnds(_ handler: (consuming ReceiveEvent) -> Void) {
+            guard !pendingEnds.isEmpty else { return }
+            for slot in pendingEnds { end(slot, .closedLocally, handler) }
+            pendingEnds.removeAll()
+        }
+
+        mutating func end(_ slot: UInt32, _ why: ConnectionEnd, _ handler: (consuming ReceiveEvent) -> Void) {
+            guard let c = connections.removeValue(forKey: slot) else { return }
+            if c.armed { try? cancelReceive(slot) }
+            _ = try? c.fd.close()
+            receiver.counters.connectionsClosed.add(1, ordering: .relaxed)
+            handler(.closed(c.id, why))
+        }
+
+        // MARK: Shutdown
+
+        /// Closes every connection and listener, waits (bounded) for the kernel to end
+        /// their requests, and gives every buffer the kernel still holds back to the pool.
+        mutating func shutDown(_ handler: (consuming ReceiveEvent) -> Void) {
+            shuttingDown = true
+            for slot in listeners.keys {
+                try? ring.prepareCancel(targetUserData: Self.kindAccept | UInt64(slot), userData: Self.kindCancel)
+            }
+            listeners.removeAll()
+            for slot in Array(connections.keys) {
+                if connections[slot]!.armed { requestClose(slot: slot) } else { end(slot, .closedLocally, handler) }
+            }
+            let deadline = ContinuousClock.now + .seconds(2)
+            while !connections.isEmpty && ContinuousClock.now < deadline {
+                do throws(URingError) {
+                    try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(20))
+                    try reapAll(handler)
+                } catch { break }
+                flushPendingEnds(handler)
+            }
+            for slot in Array(connections.keys) {
+                connections[slot]!.armed = false
+                end(slot, .closedLocally, handler)
+            }
+            // Let the cancellations finish so no receive still points into our buffers.
+            try? ring.prepareCancel(targetUserData: Self.kindWake, userData: Self.kindCancel)
+            let drain = ContinuousClock.now + .milliseconds(200)
+            while ContinuousClock.now < drain {
+                do throws(URingError) {
+                    try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(10))
+                    if ring.readyCompletions == 0 { break }
+                    try reapAll(handler)
+                } catch { break }
+            }
+            buffers.unregister()
+            for i in 0..<buffers.bufferCount {
+                let bid = UInt16(i)
+                guard buffers.isInKernel(bid) else { continue }
+                let ref = buffers.finish(bid)
+                pool.releaseFragment(NetmemFragment(ref: ref, offset: 0, length: 0))
+            }
+            publishStatistics()
+        }
+
+        func publishStatistics() {
+            receiver.counters.buffersInRing.store(buffers.buffersInRing, ordering: .relaxed)
+            receiver.counters.connectionsOpen.store(connections.count, ordering: .relaxed)
+        }
+    }
+}
