@@ -14,6 +14,9 @@ let package = Package(
         .library(name: "NetmemKernel", targets: ["NetmemKernel"]),
         .library(name: "NetmemGPU", targets: ["NetmemGPU"]),
         .executable(name: "netmem", targets: ["netmem"]),
+        .executable(name: "example-receive", targets: ["example-receive"]),
+        .executable(name: "example-framed", targets: ["example-framed"]),
+        .executable(name: "example-load", targets: ["example-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
@@ -23,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         // Kernel ABI structs/constants and thin syscall wrappers (cnm_ prefix).
@@ -94,6 +98,15 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The session as a swift-service-lifecycle Service (apart, so the core does not
+        // pull that package).
+        .target(
+            name: "NetmemServiceLifecycle",
+            dependencies: [
+                "NetmemSession",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The engines of `netmem bench` (not public API): loopback pairs, veth labs, CPU
         // accounting.
         .target(
@@ -123,6 +136,24 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Examples the README shows, each a page of code.
+        .executableTarget(
+            name: "example-receive",
+            dependencies: ["NetmemSession", "NetmemURing", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Crypto", package: "swift-crypto")],
+            path: "Examples/receive"
+        ),
+        .executableTarget(
+            name: "example-framed",
+            dependencies: ["NetmemSession", "NetmemURing", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/framed"
+        ),
+        .executableTarget(
+            name: "example-load",
+            dependencies: ["NetmemSession", "NetmemURing", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Crypto", package: "swift-crypto")],
+            path: "Examples/load"
+        ),
         // What every test target shares: loopback sockets, seeded data, threads.
         .target(
             name: "NetmemTestSupport",
@@ -136,8 +167,11 @@ let package = Package(
         .testTarget(
             name: "NetmemSessionTests",
             dependencies: [
-                "NetmemSession", "NetmemMetrics", "NetmemFraming", "NetmemURing", "NetmemDevice", "Netmem", "NetmemTestSupport",
+                "NetmemSession", "NetmemMetrics", "NetmemServiceLifecycle", "NetmemFraming", "NetmemURing", "NetmemDevice",
+                "Netmem", "NetmemTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem", "NetmemTestSupport"]),

@@ -6,32 +6,7 @@ import NetmemURing
 
 extension ReceiveSession {
     /// Which memory received data lands in.
-    public enum Memory: Sendable, Equatable, CustomStringConvertible {
-        /// Anonymous host pages (`HostPageProvider`).
-        case host
-        /// 2 MiB huge pages (`HugePageProvider`), falling back to transparent huge pages
-        /// when none are reserved.
-        case hugePages
-        /// A sealed memfd another process can map (`SharedMemoryProvider`).
-        case sharedMemory
-        /// A memfd region cut into `Configuration.segments` scatter-gather segments and
-        /// bound through a `DevmemBinding` to a virtual loopback queue, as a dma-buf is
-        /// bound to a NIC queue.
-        case memfdRegion
-        /// GPU memory: received data lands in pinned host memory the GPU reads in place,
-        /// or in host chunks copied to the GPU (`landing`); see `GPUReceiveMemory`.
-        case gpu(GPUProviderSpec, GPULanding)
-
-        public var description: String {
-            switch self {
-            case .host: return "host"
-            case .hugePages: return "hugepage"
-            case .sharedMemory: return "shared memfd"
-            case .memfdRegion: return "memfd region"
-            case let .gpu(spec, landing): return "\(spec) (\(landing) landing)"
-            }
-        }
-    }
+    public typealias Memory = MemoryKind
 
     /// Everything a session is made from.
     public struct Configuration: Sendable {

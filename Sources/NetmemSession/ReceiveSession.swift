@@ -76,7 +76,11 @@ public final class ReceiveSession: Sendable {
     ///   value, the memory, the region, the GPU, the receiver, or the listen address.
     public init(_ configuration: Configuration) throws(ReceiveSessionError) {
         try configuration.validate()
-        let memory = try MemorySetup.make(configuration)
+        let maxMessage: Int
+        if case let .framed(maxPayload) = configuration.mode { maxMessage = maxPayload } else { maxMessage = configuration.chunkSize }
+        let memory = try RegionMemory(kind: configuration.memory, chunkSize: configuration.chunkSize,
+                                      chunkCount: configuration.chunkCount, segments: configuration.segments,
+                                      maxMessage: maxMessage, name: "\(configuration.name) recv")
         if case .framed = configuration.mode, memory.regions.region.access != .mapped {
             throw .invalidConfiguration("framed receive reads headers where they land, and \(configuration.memory) memory is not readable by the CPU; use raw mode")
         }

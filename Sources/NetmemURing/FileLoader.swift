@@ -1,32 +1,28 @@
 import CNetmemLinux
 import Glibc
 import Netmem
+import NetmemDevice
 import SystemPackage
 
 /// Reads a file into pool chunks through io_uring, several reads in flight: the "read()
 /// into device pages" path of `netmem load`. Uses `O_DIRECT` when the file system allows
 /// it (the data goes from the device straight into the chunks) and falls back to
-/// buffered reads when it does not (EINVAL at open or on a read).
+/// buffered reads when it does not (EINVAL at open or on a read). Files whose size the
+/// kernel does not know (procfs, sysfs, pipes report 0) are read to end of file.
 public enum FileLoader {
-    /// What landed: chunk i holds `lengths[i]` bytes of the file starting at
-    /// `i * chunkSize`. The chunks belong to the caller: give them back with
-    /// `release(to:)` (or `PagePool.recycle`).
+    /// What landed: the file's bytes as a `Message` whose fragments are its chunks in
+    /// order, in the region of the pool's memory. The message owns the chunks: they go
+    /// back to the pool when it goes away.
     public struct LoadedFile: Sendable {
-        public var chunks: [NetmemRef]
-        public var lengths: [Int]
-        public var totalBytes: Int
+        public let contents: Message
         /// Whether every read went through O_DIRECT.
-        public var direct: Bool
-        public var chunkSize: Int
-
-        /// Returns every chunk to `pool` (the pool that supplied them).
-        public func release(to pool: PagePool) {
-            chunks.withUnsafeBufferPointer { pool.recycle($0) }
-        }
+        public let direct: Bool
+        /// Bytes of the file.
+        public var totalBytes: Int { contents.payloadLength }
     }
 
     public struct Options: Sendable {
-        /// Reads kept in flight.
+        /// Reads kept in flight (1 to 256).
         public var inFlight: Int = 8
         /// Try O_DIRECT first.
         public var direct: Bool = true
@@ -37,9 +33,36 @@ public enum FileLoader {
     }
 
     /// Reads all of the file at `path` into chunks from `pool` (call on the pool's owner
-    /// thread). Throws `outOfBuffers` when the pool cannot hold the file (every chunk
-    /// taken so far goes back), and `systemCall` errors naming the file.
-    public static func load(path: String, pool: PagePool, options: Options = Options()) throws(URingError) -> LoadedFile {
+    /// thread), whose chunks `regions` locates.
+    ///
+    /// - Returns: The file's bytes, owned by the returned message.
+    /// - Throws: `invalidConfiguration` for options that cannot work, `outOfBuffers`
+    ///   when the pool cannot hold the file (every chunk taken so far goes back), and
+    ///   `systemCall` errors naming the file.
+    public static func load(path: String, pool: PagePool, regions: RegionMap,
+                            options: Options = Options()) throws(URingError) -> LoadedFile {
+        guard options.inFlight >= 1, options.inFlight <= 256 else {
+            throw .invalidConfiguration("reads in flight \(options.inFlight): must be 1 to 256")
+        }
+        let raw = try loadChunks(path: path, pool: pool, options: options)
+        let tokens = TokenTable(name: "file \(path)")
+        var fragments: [Fragment] = []
+        fragments.reserveCapacity(raw.chunks.count)
+        for (ref, length) in zip(raw.chunks, raw.lengths) {
+            pool.setFragmentReferences(of: ref, to: 1)
+            fragments.append(tokens.issue(NetmemFragment(ref: ref, offset: 0, length: UInt32(length)), owner: pool, regions: regions))
+        }
+        return LoadedFile(contents: Message(fragments: fragments, region: regions.region, returningTokensTo: tokens),
+                          direct: raw.direct)
+    }
+
+    struct RawChunks {
+        var chunks: [NetmemRef]
+        var lengths: [Int]
+        var direct: Bool
+    }
+
+    static func loadChunks(path: String, pool: PagePool, options: Options) throws(URingError) -> RawChunks {
         var direct = options.direct
         var fd: Int32 = -1
         if direct {
@@ -54,6 +77,11 @@ public enum FileLoader {
         defer { if fd >= 0 { close(fd) } }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .systemCall("fstat '\(path)'", Errno(rawValue: errno)) }
+        guard (st.st_mode & S_IFMT) != S_IFDIR else { throw .systemCall("read '\(path)'", .isDirectory) }
+        if st.st_size == 0 || (st.st_mode & S_IFMT) != S_IFREG {
+            // The size is unknown (procfs, sysfs, a pipe): read to end of file.
+            return try readToEnd(path: path, pool: pool)
+        }
         let size = Int(st.st_size)
         let chunkSize = pool.configuration.chunkSize
         let count = (size + chunkSize - 1) / chunkSize
@@ -138,8 +166,7 @@ public enum FileLoader {
                     }
                 }
             }
-            let usedDirect = direct
-            return LoadedFile(chunks: chunks, lengths: lengths, totalBytes: size, direct: usedDirect, chunkSize: chunkSize)
+            return RawChunks(chunks: chunks, lengths: lengths, direct: direct)
         } catch {
             // No chunk goes back while the kernel may still write into it.
             let drainUntil = ContinuousClock.now + .seconds(10)
@@ -150,5 +177,48 @@ public enum FileLoader {
             if active == 0 { chunks.withUnsafeBufferPointer { pool.recycle($0) } }
             throw error
         }
+    }
+
+    /// Reads a file of unknown size chunk by chunk, buffered, until a read returns 0.
+    static func readToEnd(path: String, pool: PagePool) throws(URingError) -> RawChunks {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .systemCall("open '\(path)'", Errno(rawValue: errno)) }
+        defer { close(fd) }
+        let chunkSize = pool.configuration.chunkSize
+        var chunks: [NetmemRef] = []
+        var lengths: [Int] = []
+        func giveBack() { chunks.withUnsafeBufferPointer { pool.recycle($0) } }
+        var atEnd = false
+        while !atEnd {
+            guard let ref = pool.allocate() else {
+                giveBack()
+                throw .outOfBuffers("'\(path)' needs more than the \(chunks.count) chunks of \(chunkSize) bytes pool '\(pool.configuration.name)' gave")
+            }
+            guard let base = ref.area.address(of: ref) else {
+                pool.recycle(ref)
+                giveBack()
+                throw .invalidConfiguration("pool '\(pool.configuration.name)' hands out memory the CPU cannot address; file reads need host memory")
+            }
+            var filled = 0
+            while filled < chunkSize {
+                let n = read(fd, base + filled, chunkSize - filled)
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 {
+                    let e = Errno(rawValue: errno)
+                    pool.recycle(ref)
+                    giveBack()
+                    throw .systemCall("read of '\(path)' at offset \(chunks.count * chunkSize + filled)", e)
+                }
+                if n == 0 { atEnd = true; break }
+                filled += n
+            }
+            if filled == 0 {
+                pool.recycle(ref)
+            } else {
+                chunks.append(ref)
+                lengths.append(filled)
+            }
+        }
+        return RawChunks(chunks: chunks, lengths: lengths, direct: false)
     }
 }

@@ -35,6 +35,7 @@ extension StreamReceiver {
         var connections: [UInt32: Connection] = [:]
         var nextSlot: UInt32 = 1
         var listeners: [UInt32: FileDescriptor] = [:]
+        var nextListener: UInt32 = 1
         /// Slots ended by ENOBUFS, waiting for buffers.
         var starved: [UInt32] = []
         /// Slots closed while not armed: their end is reported after this reap.
@@ -177,8 +178,8 @@ extension StreamReceiver {
         }
 
         mutating func addListener(_ fd: FileDescriptor) throws(URingError) {
-            let slot = nextSlot
-            nextSlot &+= 1
+            let slot = nextListener
+            nextListener &+= 1
             listeners[slot] = fd
             try ring.prepareAccept(listener: fd, multishot: true, userData: Self.kindAccept | UInt64(slot))
         }

@@ -81,23 +81,25 @@ enum CLIGPULoad {
         let driver = try spec.makeDriver()
         let region = try DeviceMemoryRegion.gpu(driver: driver, size: size, exportDmaBuf: driver.supportsDmaBufExport)
         let chunks = (size + chunkSize - 1) / chunkSize
-        let provider = try HostPageProvider(chunkSize: chunkSize, chunkCount: chunks)
-        let pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: chunks, name: "load gpu"))
+        let host = try RegionMemory(kind: .host, chunkSize: chunkSize, chunkCount: chunks, name: "load gpu")
+        let pool = host.pool
         let stream = try driver.makeStream()
         defer { driver.destroyStream(stream) }
         let t0 = CLIClock.now
-        let loaded = try FileLoader.load(path: file, pool: pool, options: FileLoader.Options(inFlight: depth, direct: direct))
+        let loaded = try FileLoader.load(path: file, pool: pool, regions: host.regions,
+                                         options: FileLoader.Options(inFlight: depth, direct: direct))
         let t1 = CLIClock.now
         var offset = 0
         let base = region.segments[0].deviceAddress
-        for (ref, length) in zip(loaded.chunks, loaded.lengths) {
-            guard let p = ref.area.address(of: ref) else { continue }
-            try driver.copy(to: base + UInt64(offset), from: p, count: length, on: stream)
-            offset += length
+        for f in loaded.contents.fragments {
+            let p = try host.region.bytes(of: f)
+            try driver.copy(to: base + UInt64(offset), from: p.baseAddress!, count: f.length, on: stream)
+            offset += f.length
         }
         try driver.synchronize(stream)
         let t2 = CLIClock.now
-        loaded.release(to: pool)
+        let usedDirect = loaded.direct
+        _ = consume loaded
         // Checksum what is in device memory: copy it back in pieces.
         var sha = SHA256()
         var piece = [UInt8](repeating: 0, count: min(offset, 8 << 20))
@@ -111,7 +113,7 @@ enum CLIGPULoad {
         let gb = { (s: Double) in CLIFormat.fixed(s > 0 ? Double(offset) / s / 1e9 : 0, 2) }
         var lines = [
             "loaded \(CLIFormat.bytes(offset)) into \(spec) device memory (\(driver.deviceName)) in \(CLIFormat.fixed(t2 - t0, 3)) s: "
-                + "\(gb(t2 - t0)) GB/s (file → host chunks \(gb(t1 - t0)) GB/s \(loaded.direct ? "O_DIRECT" : "buffered"), "
+                + "\(gb(t2 - t0)) GB/s (file → host chunks \(gb(t1 - t0)) GB/s \(usedDirect ? "O_DIRECT" : "buffered"), "
                 + "host → device \(gb(t2 - t1)) GB/s)",
             "sha256 \(CLIFormat.hex(sha.finalize()))  \(file)  (computed over the bytes copied back from the device)",
             "region: \(region)",

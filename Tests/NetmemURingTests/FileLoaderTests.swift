@@ -1,5 +1,6 @@
 import Glibc
 import Netmem
+import NetmemDevice
 import NetmemURing
 import SystemPackage
 import NetmemTestSupport
@@ -26,29 +27,23 @@ struct FileLoaderTests {
         try body(path)
     }
 
-    /// FNV-1a, as a simple checksum of what landed.
-    func checksum(_ parts: [UnsafeRawBufferPointer]) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for p in parts { for b in p { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 } }
-        return h
+    /// A host pool of `chunks` 64 KiB chunks and its region.
+    func memory(chunks: Int) throws -> (PagePool, RegionMap) {
+        let (pool, provider) = try URingTest.pool(chunkSize: 64 << 10, chunks: chunks, name: "load-test")
+        return (pool, try RegionMap(hostArea: provider.area, kind: "host", keepingAlive: provider))
     }
 
     func check(direct: Bool, dir: String, size: Int) throws {
         let data = URingTest.bytes(count: size, seed: UInt64(size))
         try withTempFile(data, dir: dir) { path in
-            let (pool, _) = try URingTest.pool(chunkSize: 64 << 10, chunks: 64, name: "load-test")
-            let file = try FileLoader.load(path: path, pool: pool, options: .init(inFlight: 4, direct: direct))
+            let (pool, regions) = try memory(chunks: 64)
+            let file = try FileLoader.load(path: path, pool: pool, regions: regions, options: .init(inFlight: 4, direct: direct))
             #expect(file.totalBytes == size)
-            #expect(file.lengths.reduce(0, +) == size)
-            #expect(file.chunks.count == (size + (64 << 10) - 1) / (64 << 10))
-            let parts = zip(file.chunks, file.lengths).map { ref, len in
-                UnsafeRawBufferPointer(start: ref.area.address(of: ref), count: len)
-            }
-            let landed = parts.flatMap { Array($0) }
-            #expect(landed == data)
-            #expect(checksum(parts) == data.withUnsafeBytes { checksum([$0]) })
-            print("load \(dir) \(size) bytes: direct=\(file.direct) chunks=\(file.chunks.count)")
-            file.release(to: pool)
+            #expect(file.contents.fragments.count == (size + (64 << 10) - 1) / (64 << 10))
+            #expect(file.contents.fragments.allSatisfy { $0.regionID == regions.region.id })
+            #expect(try file.contents.payloadBytes() == data)
+            print("load \(dir) \(size) bytes: direct=\(file.direct) chunks=\(file.contents.fragments.count)")
+            _ = consume file
             #expect(pool.inFlight == 0)
         }
     }
@@ -69,20 +64,39 @@ struct FileLoaderTests {
     func tooLarge() throws {
         let data = URingTest.bytes(count: 300_000, seed: 5)
         try withTempFile(data, dir: "/tmp") { path in
-            let (pool, _) = try URingTest.pool(chunkSize: 64 << 10, chunks: 2, name: "small")
-            #expect(throws: URingError.self) { _ = try FileLoader.load(path: path, pool: pool) }
+            let (pool, regions) = try memory(chunks: 2)
+            #expect(throws: URingError.self) { _ = try FileLoader.load(path: path, pool: pool, regions: regions) }
             #expect(pool.inFlight == 0)
         }
     }
 
     @Test("a missing file is a named error")
     func missing() throws {
-        let (pool, _) = try URingTest.pool(chunkSize: 64 << 10, chunks: 2, name: "none")
+        let (pool, regions) = try memory(chunks: 2)
         do {
-            _ = try FileLoader.load(path: "/nonexistent/netmem-file", pool: pool)
+            _ = try FileLoader.load(path: "/nonexistent/netmem-file", pool: pool, regions: regions)
             Issue.record("loading a missing file succeeded")
         } catch {
             #expect("\(error)".contains("/nonexistent/netmem-file"))
+        }
+    }
+
+    @Test("a procfs file (size 0) is read to end of file")
+    func procfs() throws {
+        let (pool, regions) = try memory(chunks: 4)
+        let file = try FileLoader.load(path: "/proc/self/status", pool: pool, regions: regions)
+        let text = String(decoding: try file.contents.payloadBytes(), as: UTF8.self)
+        #expect(text.hasPrefix("Name:"), "got \(text.prefix(40))")
+        #expect(text.contains("\nPid:"))
+        _ = consume file
+        #expect(pool.inFlight == 0)
+    }
+
+    @Test("zero reads in flight is refused, not a hang")
+    func zeroDepth() throws {
+        let (pool, regions) = try memory(chunks: 2)
+        #expect(throws: URingError.self) {
+            _ = try FileLoader.load(path: "/proc/self/status", pool: pool, regions: regions, options: .init(inFlight: 0))
         }
     }
 }
