@@ -24,13 +24,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.4.0"),
     ],
     targets: [
         // Kernel ABI structs/constants and thin syscall wrappers (cnm_ prefix).
         .target(name: "CNetmemLinux"),
+        // SHA-256 for the digests the CLI, examples and tests print (not a product);
+        // optimized even in debug builds, where tests hash megabytes with it.
+        .target(name: "NetmemSHA256", swiftSettings: [.unsafeFlags(["-O"])]),
         // Counts heap allocations for `netmem bench` (links into the executable only).
         .target(name: "CNetmemMallocCounter"),
         .target(
@@ -133,14 +136,14 @@ let package = Package(
                 "NetmemSession", "NetmemMetrics", "NetmemBench", "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "NetmemSHA256",
             ]
         ),
         // Examples the README shows, each a page of code.
         .executableTarget(
             name: "example-receive",
             dependencies: ["NetmemSession", "NetmemURing", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Crypto", package: "swift-crypto")],
+                           "NetmemSHA256"],
             path: "Examples/receive"
         ),
         .executableTarget(
@@ -151,7 +154,7 @@ let package = Package(
         .executableTarget(
             name: "example-load",
             dependencies: ["NetmemSession", "NetmemURing", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Crypto", package: "swift-crypto")],
+                           "NetmemSHA256"],
             path: "Examples/load"
         ),
         // What every test target shares: loopback sockets, seeded data, threads.
@@ -169,7 +172,7 @@ let package = Package(
             dependencies: [
                 "NetmemSession", "NetmemMetrics", "NetmemServiceLifecycle", "NetmemFraming", "NetmemURing", "NetmemDevice",
                 "Netmem", "NetmemTestSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "NetmemSHA256",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -2,7 +2,7 @@
 // with `sha256sum FILE`).
 //   swift run -c release example-load FILE
 import ArgumentParser
-import Crypto
+import NetmemSHA256
 import Glibc
 import NetmemSession
 import NetmemURing

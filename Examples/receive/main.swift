@@ -2,7 +2,7 @@
 // async API, and prints each connection's SHA-256 when it ends.
 //   swift run -c release example-receive --listen 127.0.0.1:9000 --segments 3
 import ArgumentParser
-import Crypto
+import NetmemSHA256
 import NetmemSession
 import NetmemURing
 

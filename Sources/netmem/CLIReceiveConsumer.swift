@@ -1,4 +1,4 @@
-import Crypto
+import NetmemSHA256
 import Logging
 import NetmemFraming
 import NetmemGPU

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Crypto
+import NetmemSHA256
 import Glibc
 import Netmem
 import NetmemSession

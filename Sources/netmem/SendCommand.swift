@@ -1,6 +1,6 @@
 import ArgumentParser
 import Glibc
-import Crypto
+import NetmemSHA256
 import NetmemSession
 import NetmemURing
 import SystemPackage

@@ -75,7 +75,7 @@ enum NetmemBinary {
             let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
             var buf = [UInt8](repeating: 0, count: 4096)
             while ContinuousClock.now < deadline {
-                if let range = stderrText.range(of: pattern) {
+                if let range = stderrText.firstRange(of: pattern) {
                     let rest = stderrText[range.upperBound...]
                     if let end = rest.firstIndex(of: "\n") { return String(rest[..<end]) }
                 }
@@ -137,7 +137,7 @@ enum NetmemBinary {
 
 /// The port in "…127.0.0.1:PORT…".
 func port(in text: String) -> UInt16? {
-    guard let r = text.range(of: "127.0.0.1:") else { return nil }
+    guard let r = text.firstRange(of: "127.0.0.1:") else { return nil }
     return UInt16(text[r.upperBound...].prefix { $0.isNumber })
 }
 
@@ -188,7 +188,7 @@ struct FramingMetricsCLITests {
     }
 }
 
-import Crypto
+import NetmemSHA256
 
 private func sha256Hex(_ bytes: [UInt8]) -> String {
     SHA256.hash(data: bytes).map { b in

@@ -1,4 +1,4 @@
-import Crypto
+import NetmemSHA256
 import Glibc
 import Netmem
 import NetmemDevice
