@@ -28,3 +28,24 @@ package final class JoinableThread: @unchecked Sendable {
         pthread_join(thread, nil)
     }
 }
+
+/// Starts a detached POSIX thread running `body` (nothing joins it; its resources go when
+/// it ends). For threads whose end is signalled otherwise, such as a session's RX thread.
+package func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
+    final class Box: @unchecked Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(Box(body))
+    let r = pthread_create(&thread, &attributes, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, box.toOpaque())
+    precondition(r == 0, "pthread_create failed with error \(r)")
+}
+

@@ -12,14 +12,22 @@ public struct Message: Sendable {
     private final class Storage: Sendable {
         let linear: [UInt8]
         let fragments: [Fragment]
-        let region: DeviceMemoryRegion?
+        /// The regions the fragments lie in (usually one).
+        let regions: [DeviceMemoryRegion]
         let returner: (any TokenReturning)?
 
-        init(linear: [UInt8], fragments: [Fragment], region: DeviceMemoryRegion?, returner: (any TokenReturning)?) {
+        init(linear: [UInt8], fragments: [Fragment], regions: [DeviceMemoryRegion], returner: (any TokenReturning)?) {
             self.linear = linear
             self.fragments = fragments
-            self.region = region
+            self.regions = regions
             self.returner = returner
+        }
+
+        /// The region a fragment names.
+        func region(of f: Fragment) throws(DeviceMemoryError) -> DeviceMemoryRegion {
+            if let r = regions.first, r.id == f.regionID { return r }
+            for r in regions where r.id == f.regionID { return r }
+            throw .exporter("fragment of region \(f.regionID), which the message does not name (it names \(regions.map(\.id)))")
         }
 
         deinit {
@@ -39,19 +47,28 @@ public struct Message: Sendable {
     /// `returner` nil the message owns nothing (a description, such as an empty payload).
     public init(linear: [UInt8] = [], fragments: [Fragment] = [], region: DeviceMemoryRegion? = nil,
                 returningTokensTo returner: (any TokenReturning)? = nil) {
-        storage = Storage(linear: linear, fragments: fragments, region: region, returner: returner)
+        storage = Storage(linear: linear, fragments: fragments, regions: region.map { [$0] } ?? [], returner: returner)
+    }
+
+    /// A message whose fragments lie in several regions (a receive region, and staging
+    /// memory a receiver copied a few bytes into under pressure).
+    public init(linear: [UInt8] = [], fragments: [Fragment], regions: [DeviceMemoryRegion],
+                returningTokensTo returner: (any TokenReturning)?) {
+        storage = Storage(linear: linear, fragments: fragments, regions: regions, returner: returner)
     }
 
     /// Readable bytes copied into host memory (protocol headers, or a small payload).
     public var linear: [UInt8] { storage.linear }
     /// Payload pieces in order.
     public var fragments: [Fragment] { storage.fragments }
-    /// The region the fragments lie in.
-    public var region: DeviceMemoryRegion? { storage.region }
+    /// The region the fragments lie in (the first, when they lie in several).
+    public var region: DeviceMemoryRegion? { storage.regions.first }
+    /// Every region the fragments lie in.
+    public var regions: [DeviceMemoryRegion] { storage.regions }
     /// Payload bytes across all fragments.
     public var payloadLength: Int { storage.fragments.reduce(0) { $0 + $1.length } }
     /// Whether the CPU may read the payload where it lies.
-    public var isReadable: Bool { storage.fragments.isEmpty || storage.region?.access == .mapped }
+    public var isReadable: Bool { storage.fragments.isEmpty || storage.regions.allSatisfy { $0.access == .mapped } }
 
     /// Gives the tokens back now when this is the last copy of the message (returns
     /// true), else when the last copy goes away (returns false): bytes are never given
@@ -72,13 +89,14 @@ public struct Message: Sendable {
     ///   another region.
     public func withUnsafePayload<R>(_ body: (PayloadBuffers) -> R) throws(DeviceMemoryError) -> R {
         let s = storage
-        if s.fragments.isEmpty { return body(PayloadBuffers(base: nil, fragments: [])) }
-        guard let region = s.region else {
+        if s.fragments.isEmpty { return body(PayloadBuffers(bases: [], fragments: [])) }
+        guard !s.regions.isEmpty else {
             throw .exporter("the message has payload fragments but names no region to read them from")
         }
-        guard let base = region.baseAddress else { throw .unreadable(regionID: region.id) }
-        for f in s.fragments { try region.checkFragment(f) }
-        return withExtendedLifetime(s) { body(PayloadBuffers(base: UnsafeRawPointer(base), fragments: s.fragments)) }
+        for r in s.regions where r.baseAddress == nil { throw .unreadable(regionID: r.id) }
+        for f in s.fragments { try s.region(of: f).checkFragment(f) }
+        let bases = s.regions.map { (id: $0.id, base: UnsafeRawPointer($0.baseAddress!)) }
+        return withExtendedLifetime(s) { body(PayloadBuffers(bases: bases, fragments: s.fragments)) }
     }
 
     /// Copies the payload into the front of `destination`: memcpy for readable memory,
@@ -95,12 +113,9 @@ public struct Message: Sendable {
             throw .outOfBounds(offset: 0, length: total, regionSize: destination.count)
         }
         guard !s.fragments.isEmpty else { return 0 }
-        guard let region = s.region else {
-            throw .exporter("the message has payload fragments but names no region to copy them from")
-        }
         var at = 0
         for f in s.fragments {
-            try region.copy(f, into: UnsafeMutableRawBufferPointer(rebasing: destination[at..<(at + f.length)]))
+            try s.region(of: f).copy(f, into: UnsafeMutableRawBufferPointer(rebasing: destination[at..<(at + f.length)]))
             at += f.length
         }
         return at
@@ -121,13 +136,15 @@ public struct Message: Sendable {
 /// The payload of a message as buffers, one per fragment, valid only inside the
 /// `Message.withUnsafePayload` call that made them.
 public struct PayloadBuffers: RandomAccessCollection {
-    let base: UnsafeRawPointer?
+    let bases: [(id: UInt32, base: UnsafeRawPointer)]
     let fragments: [Fragment]
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { fragments.count }
     public subscript(i: Int) -> UnsafeRawBufferPointer {
         let f = fragments[i]
-        return UnsafeRawBufferPointer(start: base.unsafelyUnwrapped + Int(f.regionOffset), count: f.length)
+        var base = bases[0].base
+        if bases.count > 1 { for b in bases where b.id == f.regionID { base = b.base } }
+        return UnsafeRawBufferPointer(start: base + Int(f.regionOffset), count: f.length)
     }
 }

@@ -25,6 +25,9 @@ public enum FrameError: Error, Sendable, Equatable, CustomStringConvertible {
     case connectionFailed(errno: Int32, String)
     /// The connection was ended locally (shutdown, Ctrl-C) with a frame half received.
     case aborted
+    /// A frame stayed incomplete longer than the receiver allows (`received` of `expected`
+    /// payload bytes after `seconds`): the peer is too slow or stalled.
+    case partialFrameTimedOut(received: Int, expected: Int, seconds: Int)
 
     public var description: String {
         switch self {
@@ -50,6 +53,8 @@ public enum FrameError: Error, Sendable, Equatable, CustomStringConvertible {
             return "connection failed: \(text) (errno \(errno))"
         case .aborted:
             return "connection ended locally in the middle of a frame"
+        case let .partialFrameTimedOut(received, expected, seconds):
+            return "a frame stayed incomplete for \(seconds) s (\(received) of \(expected) payload bytes): the peer is too slow; the connection was ended so it holds no receive memory"
         }
     }
 }

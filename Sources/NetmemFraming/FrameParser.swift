@@ -32,6 +32,10 @@ public struct FrameParser: ~Copyable {
         public var checksumsVerified = 0
         /// Frames whose sequence number was not the previous one plus one.
         public var sequenceGaps = 0
+        /// Times the bytes of the frame being received were copied into staging memory
+        /// (`collapse`), and how many bytes were copied.
+        public var collapses = 0
+        public var bytesStaged = 0
         public init() {}
     }
 
@@ -58,11 +62,17 @@ public struct FrameParser: ~Copyable {
     private var current: FrameHeader?
     private var crc: UInt32 = 0
     private var expectedSequence: UInt64?
-    /// Payload pieces of the frame being received, each holding one chunk reference in
-    /// `pendingPool`.
-    private var pending: [NetmemFragment] = []
-    private var pendingPool: PagePool?
+    /// A payload piece of the frame being received, holding one chunk reference in
+    /// `pool`; `staged` when it lies in staging memory (`collapse`).
+    struct Held {
+        var location: NetmemFragment
+        var pool: PagePool
+        var staged: Bool
+    }
+    private var pending: [Held] = []
     private var pendingBytes = 0
+    /// Where staged pieces lie, once something was staged.
+    private var stagingRegions: RegionMap?
 
     /// A parser for one connection.
     ///
@@ -90,9 +100,7 @@ public struct FrameParser: ~Copyable {
 
     deinit {
         // A parser dropped without `finish()`/`abort()` still returns what it held.
-        if let pool = pendingPool {
-            for f in pending { pool.releaseFragment(f) }
-        }
+        for h in pending { h.pool.releaseFragment(h.location) }
     }
 
     /// Whether the connection ended (error or finished).
@@ -116,6 +124,24 @@ public struct FrameParser: ~Copyable {
     public var referencesHeld: Int { pending.count }
     /// Payload bytes held for the frame being received.
     public var bytesHeld: Int { pendingBytes }
+    /// Receive chunks (not staging) the frame being received keeps from recycling.
+    public var receiveChunksPinned: Int {
+        var n = 0
+        var last: NetmemRef?
+        for h in pending where !h.staged {
+            if h.location.ref != last { n += 1 }
+            last = h.location.ref
+        }
+        return n
+    }
+    /// The payload length of the frame being received, once its header is in (nil
+    /// between frames and while a header is incomplete).
+    public var payloadLengthInProgress: Int? {
+        switch state {
+        case .payload, .extensionBytes: return current.map { Int($0.payloadLength) }
+        default: return nil
+        }
+    }
 
     /// Parses one piece and calls `deliver` for each frame it completes. The piece is the
     /// parser's from now on (also when this throws). Throws when the input is bad; the
@@ -195,12 +221,81 @@ public struct FrameParser: ~Copyable {
     }
 
     private mutating func dropPending() {
-        if let pool = pendingPool {
-            for f in pending { pool.releaseFragment(f) }
-        }
+        for h in pending { h.pool.releaseFragment(h.location) }
         pending.removeAll(keepingCapacity: true)
-        pendingPool = nil
         pendingBytes = 0
+    }
+
+    // MARK: - Staging
+
+    /// Copies the bytes of the frame being received that lie in receive chunks into
+    /// chunks of `staging` (whose chunks `regions` locates) and drops those receive chunks'
+    /// references, so they can recycle: what a kernel does when it collapses a receive
+    /// queue under memory pressure (`tcp_collapse`). The frame is delivered as if nothing
+    /// happened, its fragments partly in the staging region. Copies as much as the
+    /// staging pool gives chunks for. Call on the staging pool's owner thread.
+    ///
+    /// - Returns: The bytes copied (0 when nothing was in receive chunks, or the staging
+    ///   pool had no chunk).
+    @discardableResult
+    public mutating func collapse(into staging: PagePool, regions: RegionMap) -> Int {
+        guard pending.contains(where: { !$0.staged }) else { return 0 }
+        precondition(stagingRegions == nil || stagingRegions!.region === regions.region,
+                     "a parser stages into one region")
+        let size = staging.configuration.chunkSize
+        var out: [Held] = []
+        out.reserveCapacity(pending.count)
+        var copied = 0
+        var exhausted = false
+        for h in pending {
+            if h.staged || exhausted {
+                out.append(h)
+                continue
+            }
+            guard let source = h.location.ref.area.address(of: h.location.ref) else {
+                out.append(h)  // not readable: framed mode never holds such pieces
+                continue
+            }
+            var from = UnsafeRawPointer(source) + Int(h.location.offset)
+            var left = Int(h.location.length)
+            var remainder: NetmemFragment?
+            while left > 0 {
+                // Append to the staging piece just before, while its chunk has room (it is
+                // this parser's alone: pending pieces have not been issued).
+                if let last = out.last, last.staged, Int(last.location.offset + last.location.length) < size {
+                    let room = size - Int(last.location.offset + last.location.length)
+                    let take = min(room, left)
+                    let dst = last.location.ref.area.address(of: last.location.ref)! + Int(last.location.offset + last.location.length)
+                    dst.copyMemory(from: from, byteCount: take)
+                    out[out.count - 1].location.length += UInt32(take)
+                    from += take
+                    left -= take
+                    copied += take
+                    continue
+                }
+                guard let chunk = staging.allocate() else {
+                    exhausted = true
+                    break
+                }
+                staging.setFragmentReferences(of: chunk, to: 1)
+                out.append(Held(location: NetmemFragment(ref: chunk, offset: 0, length: 0), pool: staging, staged: true))
+            }
+            if left > 0 {
+                // Out of staging: the rest of this piece stays where it is.
+                remainder = NetmemFragment(ref: h.location.ref, offset: h.location.offset + h.location.length - UInt32(left),
+                                           length: UInt32(left))
+                out.append(Held(location: remainder!, pool: h.pool, staged: false))
+            } else {
+                h.pool.releaseFragment(h.location)
+            }
+        }
+        pending = out
+        if copied > 0 {
+            stagingRegions = regions
+            statistics.collapses += 1
+            statistics.bytesStaged += copied
+        }
+        return copied
     }
 
     // MARK: - Framed mode
@@ -255,13 +350,8 @@ public struct FrameParser: ~Copyable {
                 let location = NetmemFragment(ref: piece.fragment.ref, offset: piece.fragment.offset + UInt32(position),
                                               length: UInt32(take))
                 let pool = piece.pool
-                if let held = pendingPool {
-                    precondition(held === pool, "a connection's data came from two pools ('\(held.configuration.name)', '\(pool.configuration.name)')")
-                } else {
-                    pendingPool = pool
-                }
                 pool.retainFragment(location)
-                pending.append(location)
+                pending.append(Held(location: location, pool: pool, staged: false))
                 pendingBytes += take
                 if current!.hasPayloadCRC {
                     crc = CRC32C.checksum(UnsafeRawBufferPointer(start: bytes + position, count: take), continuing: crc)
@@ -297,21 +387,34 @@ public struct FrameParser: ~Copyable {
         if let expected = expectedSequence, header.sequence != expected { statistics.sequenceGaps += 1 }
         expectedSequence = header.sequence &+ 1
         var fragments: [Fragment] = []
-        if let pool = pendingPool, !pending.isEmpty {
+        var staged = false
+        if !pending.isEmpty {
             fragments.reserveCapacity(pending.count)
-            tokens.issue(pending, owner: pool, regions: regions, into: &fragments)
+            if let first = pending.first, pending.allSatisfy({ !$0.staged && $0.pool === first.pool }) {
+                tokens.issue(pending.map(\.location), owner: first.pool, regions: regions, into: &fragments)
+            } else {
+                staged = true
+                for h in pending {
+                    fragments.append(tokens.issue(h.location, owner: h.pool, regions: h.staged ? stagingRegions! : regions))
+                }
+            }
         }
         pending.removeAll(keepingCapacity: true)
-        pendingPool = nil
         pendingBytes = 0
         statistics.frames += 1
         statistics.payloadBytes += Int(header.payloadLength)
         statistics.fragments += fragments.count
         current = nil
         state = .header(filled: 0)
-        let message = fragments.isEmpty
-            ? Message(linear: headerBytes)
-            : Message(linear: headerBytes, fragments: fragments, region: regions.region, returningTokensTo: tokens)
+        let message: Message
+        if fragments.isEmpty {
+            message = Message(linear: headerBytes)
+        } else if staged, let stagingRegions {
+            message = Message(linear: headerBytes, fragments: fragments, regions: [regions.region, stagingRegions.region],
+                              returningTokensTo: tokens)
+        } else {
+            message = Message(linear: headerBytes, fragments: fragments, region: regions.region, returningTokensTo: tokens)
+        }
         deliver(ReceivedFrame(header: header, message: message))
     }
 }

@@ -81,6 +81,9 @@ final class AsyncFrameQueue<Element: Sendable, Failure: Error>: Sendable {
     /// Elements queued now.
     var count: Int { state.withLockChecked { $0.count } }
 
+    /// Whether the queue reached its limit and has not drained to half of it yet.
+    var isHigh: Bool { state.withLockChecked { $0.high } }
+
     // MARK: Consumer
 
     /// The next element, nil at the end or after cancellation. `pressure` is called with

@@ -70,7 +70,7 @@ public final class ReceiveConnection: Sendable, Identifiable, CustomStringConver
                     c.queue.cancel()
                     receiver.close(id)
                 }, pressure: { p in
-                    if case .low = p { c.receiver.resume(c.id) }
+                    if case .low = p { c.receiver.resume(c.id, reason: .consumer) }
                 })
                 return try result.get()
             }

@@ -37,6 +37,19 @@ extension ReceiveSession {
         public var incremental: Bool?
         /// The RX loop's longest wait in the kernel.
         public var idleWait: Duration = .milliseconds(10)
+        /// Payload bytes incomplete frames may hold across all connections (framed mode);
+        /// nil takes half the memory, and never less than the maximum payload. A frame
+        /// whose length does not fit waits its turn: its connection is not read until
+        /// frames before it completed, so a completing frame always has memory.
+        public var pendingBudget: Int?
+        /// The longest a frame may stay incomplete once it got its turn (framed mode); a
+        /// peer slower than that is ended with `FrameError.partialFrameTimedOut`, and only
+        /// that connection.
+        public var partialFrameTimeout: Duration = .seconds(60)
+        /// Staging memory: under memory pressure, the few bytes of an incomplete frame
+        /// that pin receive chunks are copied here so the chunks can recycle; nil takes a
+        /// quarter of the memory (at least 1 MiB).
+        public var stagingBytes: Int?
         /// A name for logs, pools and regions.
         public var name = "netmem"
 
@@ -54,6 +67,16 @@ extension ReceiveSession {
         /// Chunks of the memory: `poolSize`, or twice `bufferCount`.
         public var chunkCount: Int { poolSize ?? bufferCount * 2 }
 
+        /// The pending budget in effect.
+        public var effectivePendingBudget: Int {
+            var maxPayload = 0
+            if case let .framed(m) = mode { maxPayload = m }
+            return pendingBudget ?? max(maxPayload, chunkCount * chunkSize / 2)
+        }
+
+        /// Staging memory in effect, in 64 KiB chunks.
+        var stagingChunks: Int { max(16, (stagingBytes ?? chunkCount * chunkSize / 4) / (64 << 10)) }
+
         func validate() throws(ReceiveSessionError) {
             guard chunkSize >= 4096, chunkSize <= 2 << 20, chunkSize & (chunkSize - 1) == 0 else {
                 throw .invalidConfiguration("chunk size \(chunkSize): must be a power of two from 4 KiB to 2 MiB")
@@ -67,6 +90,17 @@ extension ReceiveSession {
             guard segments >= 1, segments <= 4096 else {
                 throw .invalidConfiguration("segments \(segments): must be 1 to 4096")
             }
+            if let b = pendingBudget {
+                var maxPayload = 0
+                if case let .framed(m) = mode { maxPayload = m }
+                guard b >= maxPayload else {
+                    throw .invalidConfiguration("pending budget \(b) is below the maximum payload \(maxPayload): such a frame could never complete")
+                }
+            }
+            guard partialFrameTimeout > .zero else {
+                throw .invalidConfiguration("partial frame timeout \(partialFrameTimeout): must be positive")
+            }
+            if let s = stagingBytes, s < 0 { throw .invalidConfiguration("staging bytes \(s) is negative") }
             guard maxQueuedFrames >= 1 else {
                 throw .invalidConfiguration("max queued frames \(maxQueuedFrames): must be at least 1")
             }

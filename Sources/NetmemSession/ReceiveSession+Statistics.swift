@@ -18,6 +18,13 @@ extension ReceiveSession {
         public var sequenceGaps = 0
         /// Times a connection's consumer fell behind and the session stopped reading it.
         public var holds = 0
+        /// Frames that waited for their turn to hold receive memory.
+        public var admissionWaits = 0
+        /// Incomplete frames whose bytes were copied into staging memory, and the bytes.
+        public var collapses = 0
+        public var bytesStaged = 0
+        /// Connections ended because a frame stayed incomplete too long.
+        public var frameTimeouts = 0
         /// Tokens out with frames the application holds.
         public var tokensOutstanding = 0
         /// Chunks handed out by the pool (in the ring or held by frames).
@@ -31,7 +38,9 @@ extension ReceiveSession {
             [("frames", frames), ("payload_bytes", payloadBytes), ("connections_accepted", connectionsAccepted),
              ("connections_open", connectionsOpen), ("connections_ended", connectionsEnded),
              ("connections_failed", connectionsFailed), ("checksums_verified", checksumsVerified),
-             ("sequence_gaps", sequenceGaps), ("holds", holds), ("tokens_outstanding", tokensOutstanding),
+             ("sequence_gaps", sequenceGaps), ("holds", holds), ("admission_waits", admissionWaits),
+             ("collapses", collapses), ("bytes_staged", bytesStaged), ("frame_timeouts", frameTimeouts),
+             ("tokens_outstanding", tokensOutstanding),
              ("pool_in_flight", poolInFlight)]
         }
 
@@ -50,6 +59,10 @@ extension ReceiveSession {
         s.checksumsVerified = counters.checksumsVerified.load(ordering: .relaxed)
         s.sequenceGaps = counters.sequenceGaps.load(ordering: .relaxed)
         s.holds = counters.holds.load(ordering: .relaxed)
+        s.admissionWaits = counters.admissionWaits.load(ordering: .relaxed)
+        s.collapses = counters.collapses.load(ordering: .relaxed)
+        s.bytesStaged = counters.bytesStaged.load(ordering: .relaxed)
+        s.frameTimeouts = counters.frameTimeouts.load(ordering: .relaxed)
         s.tokensOutstanding = tokens.heldCount
         s.poolInFlight = pool.inFlight
         s.receiver = receiver.statistics
@@ -67,5 +80,9 @@ extension ReceiveSession {
         let checksumsVerified = Atomic<Int>(0)
         let sequenceGaps = Atomic<Int>(0)
         let holds = Atomic<Int>(0)
+        let admissionWaits = Atomic<Int>(0)
+        let collapses = Atomic<Int>(0)
+        let bytesStaged = Atomic<Int>(0)
+        let frameTimeouts = Atomic<Int>(0)
     }
 }

@@ -52,6 +52,8 @@ public final class ReceiveSession: Sendable {
     public let receiver: StreamReceiver
     /// The token table every delivered fragment's token is issued from.
     public let tokens: TokenTable
+    /// Staging memory for incomplete frames under pressure (framed mode).
+    let staging: RegionMemory?
     /// The address the session listens on (with the port the kernel picked for port 0).
     public let localAddress: SocketAddress?
     private let listener: FileDescriptor?
@@ -63,8 +65,6 @@ public final class ReceiveSession: Sendable {
 
     private struct Control: ~Copyable {
         var phase = Phase.ready
-        var thread: JoinableThread?
-        var joined = false
         var failure: ReceiveSessionError?
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -87,6 +87,13 @@ public final class ReceiveSession: Sendable {
         var receiverConfiguration = StreamReceiver.Configuration(bufferCount: configuration.bufferCount,
                                                                  incremental: configuration.incremental)
         receiverConfiguration.idleWait = configuration.idleWait
+        if case .framed = configuration.mode {
+            receiverConfiguration.tickInterval = .milliseconds(100)
+            staging = try RegionMemory(kind: .host, chunkSize: 64 << 10, chunkCount: configuration.stagingChunks,
+                                       name: "\(configuration.name) staging")
+        } else {
+            staging = nil
+        }
         do { receiver = try StreamReceiver(pool: memory.pool, configuration: receiverConfiguration) } catch {
             throw .receiver(error)
         }
@@ -129,7 +136,7 @@ public final class ReceiveSession: Sendable {
     public func start() throws(ReceiveSessionError) {
         try launch { [self] in
             var table: [ConnectionID: ReceiveConnection] = [:]
-            self.loop { event in
+            self.loop({ event in
                 switch event {
                 case let .connected(id):
                     let connection = ReceiveConnection(id: id, receiver: self.receiver, limit: self.configuration.maxQueuedFrames)
@@ -137,13 +144,13 @@ public final class ReceiveSession: Sendable {
                     _ = self.incoming.push(connection)
                 case let .frame(id, frame):
                     if table[id]?.queue.push(frame) == .high {
-                        self.receiver.hold(id)
+                        self.receiver.hold(id, reason: .consumer)
                         self.counters.holds.add(1, ordering: .relaxed)
                     }
                 case let .ended(id, summary):
                     table.removeValue(forKey: id)?.ended(summary)
                 }
-            }
+            }, consumerBehind: { id in table[id]?.queue.isHigh ?? false })
         }
     }
 
@@ -183,8 +190,9 @@ public final class ReceiveSession: Sendable {
         try control.withLockChecked { (c) throws(ReceiveSessionError) in
             guard c.phase == .ready else { throw .alreadyStarted }
             c.phase = .running
-            c.thread = JoinableThread(body)
         }
+        // Detached: its end is signalled through `control`, and waiters may be async.
+        startDetachedThread(body)
     }
 
     // MARK: Stopping and waiting
@@ -208,15 +216,10 @@ public final class ReceiveSession: Sendable {
     ///
     /// - Throws: the error the session ended with.
     public func waitBlocking() throws(ReceiveSessionError) {
-        let thread = control.withLockChecked { c -> JoinableThread? in
-            guard !c.joined, let t = c.thread else { return nil }
-            c.joined = true
-            return t
-        }
-        if let thread {
-            thread.join()
-        } else {
-            while control.withLockChecked({ $0.phase != .ended }) { usleep(1000) }
+        var pause: UInt32 = 50
+        while control.withLockChecked({ $0.phase == .running }) {
+            usleep(pause)
+            pause = min(pause * 2, 1000)
         }
         if let failure = control.withLockChecked({ $0.failure }) { throw failure }
     }
@@ -263,12 +266,13 @@ public final class ReceiveSession: Sendable {
     // MARK: The RX thread
 
     /// The RX loop and the shutdown after it, on the calling thread (the pool's owner).
-    private func loop(_ deliver: (Event) -> Void) {
+    private func loop(_ deliver: (Event) -> Void, consumerBehind: (ConnectionID) -> Bool = { _ in false }) {
         var router = Router(session: self)
         var failure: ReceiveSessionError?
         if let listener { receiver.listen(on: listener) }
+        staging?.pool.adoptOwnership()
         do {
-            try receiver.run { event in router.handle(event, deliver) }
+            try receiver.run { event in router.handle(event, deliver, consumerBehind: consumerBehind) }
         } catch {
             failure = .receiver(error)
         }
@@ -278,6 +282,7 @@ public final class ReceiveSession: Sendable {
         // back to the provider; the region is unbound after it. Chunks of frames the
         // application still holds come back when it lets them go.
         pool.destroy()
+        staging?.pool.destroy()
         binding?.unbind()
         if let listener { _ = try? listener.close() }
         let waiters = control.withLockChecked { c -> [CheckedContinuation<Void, Never>] in

@@ -78,4 +78,6 @@ public enum ReceiveEvent: ~Copyable, Sendable {
     /// A listener failed for good (the error is not one accept can recover from): no
     /// more connections come from it.
     case listenerFailed(FileDescriptor, Errno)
+    /// About every `Configuration.tickInterval`, for timeouts on the RX thread.
+    case tick
 }

@@ -12,8 +12,9 @@ extension StreamReceiver {
         var armed = false
         /// Ended by ENOBUFS; re-armed when buffers come back.
         var starved = false
-        /// Held by the application (`hold`); re-armed at `resume`.
-        var held = false
+        /// Why it is held (`hold`); re-armed when no reason is left.
+        var holds: HoldReasons = []
+        var held: Bool { !holds.isEmpty }
         var closing = false
     }
 
@@ -155,8 +156,8 @@ extension StreamReceiver {
                 case let .adopt(fd): addConnection(fd, handler)
                 case let .listen(fd): try addListener(fd)
                 case let .close(id): requestClose(slot: Self.slot(id))
-                case let .hold(id): try hold(slot: Self.slot(id))
-                case let .resume(id): try resume(slot: Self.slot(id))
+                case let .hold(id, reason): try hold(slot: Self.slot(id), reason)
+                case let .resume(id, reason): try resume(slot: Self.slot(id), reason)
                 }
             }
         }
@@ -192,19 +193,20 @@ extension StreamReceiver {
             connections[slot] = c
         }
 
-        mutating func hold(slot: UInt32) throws(URingError) {
-            guard var c = connections[slot], !c.held, !c.closing else { return }
-            c.held = true
+        mutating func hold(slot: UInt32, _ reason: HoldReasons) throws(URingError) {
+            guard var c = connections[slot], !c.closing, !c.holds.isSuperset(of: reason) else { return }
+            let wasHeld = c.held
+            c.holds.formUnion(reason)
             connections[slot] = c
             receiver.counters.holds.add(1, ordering: .relaxed)
-            if c.armed { try cancelReceive(slot) }
+            if !wasHeld && c.armed { try cancelReceive(slot) }
         }
 
-        mutating func resume(slot: UInt32) throws(URingError) {
-            guard var c = connections[slot], c.held, !c.closing else { return }
-            c.held = false
+        mutating func resume(slot: UInt32, _ reason: HoldReasons) throws(URingError) {
+            guard var c = connections[slot], !c.closing, !c.holds.isDisjoint(with: reason) else { return }
+            c.holds.subtract(reason)
             connections[slot] = c
-            if !c.starved { try arm(slot) }
+            if !c.held && !c.starved { try arm(slot) }
         }
 
         mutating func cancelReceive(_ slot: UInt32) throws(URingError) {
@@ -326,12 +328,12 @@ extension StreamReceiver {
                 connections[slot] = conn
                 starved.append(slot)
                 receiver.counters.backpressureEvents.add(1, ordering: .relaxed)
-            case .canceled where conn.held:
-                break  // held: re-armed at resume
+            case .canceled:
+                // Only holds and closes cancel receives; a close is handled above. Held:
+                // re-armed at resume. Resumed before the cancel landed: re-arm now.
+                if !conn.held { return true }
             case .connectionReset:
                 end(slot, .reset, handler)
-            case .canceled:
-                end(slot, .closedLocally, handler)
             default:
                 end(slot, .failed(e), handler)
             }

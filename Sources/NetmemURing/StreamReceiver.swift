@@ -38,6 +38,9 @@ public final class StreamReceiver: Sendable {
         /// Longest wait in the kernel when nothing happens (the stop flag and deadlines
         /// are looked at this often; requests from other threads wake the loop at once).
         public var idleWait: Duration = .milliseconds(10)
+        /// When set, the handler gets `.tick` about this often (for timeouts and
+        /// housekeeping on the RX thread); nil sends none.
+        public var tickInterval: Duration? = nil
 
         public init(bufferCount: Int = 64, incremental: Bool? = nil, bundle: Bool = false) {
             self.bufferCount = bufferCount
@@ -59,10 +62,24 @@ public final class StreamReceiver: Sendable {
                 throw .invalidConfiguration("resume threshold \(r): must be 1 to the buffer count \(bufferCount)")
             }
             guard idleWait > .zero else { throw .invalidConfiguration("idle wait \(idleWait): must be positive") }
+            if let t = tickInterval, t <= .zero { throw .invalidConfiguration("tick interval \(t): must be positive") }
             guard pool.configuration.provider.describe().readable else {
                 throw .invalidConfiguration("pool '\(pool.configuration.name)' hands out chunks the CPU cannot address; io_uring receives land in host memory")
             }
         }
+    }
+
+    /// Why a connection is not being read. A connection is read again when no reason is
+    /// left: each holder resumes its own.
+    public struct HoldReasons: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// The application asked (`hold(_:)` with no reason).
+        public static let application = HoldReasons(rawValue: 1 << 0)
+        /// The connection's consumer fell behind.
+        public static let consumer = HoldReasons(rawValue: 1 << 1)
+        /// Its next frame waits for its turn to hold receive memory.
+        public static let admission = HoldReasons(rawValue: 1 << 2)
     }
 
     /// What other threads ask of the RX thread.
@@ -70,8 +87,8 @@ public final class StreamReceiver: Sendable {
         case adopt(FileDescriptor)
         case listen(FileDescriptor)
         case close(ConnectionID)
-        case hold(ConnectionID)
-        case resume(ConnectionID)
+        case hold(ConnectionID, HoldReasons)
+        case resume(ConnectionID, HoldReasons)
     }
 
     public let configuration: Configuration
@@ -116,13 +133,14 @@ public final class StreamReceiver: Sendable {
     /// .closedLocally)` follows.
     public func close(_ connection: ConnectionID) { post(.close(connection)) }
 
-    /// Stops reading a connection until `resume` (any thread): its multishot receive is
-    /// cancelled, so data waits in the socket. Segments already on their way are still
-    /// delivered (at most what the ring holds).
-    public func hold(_ connection: ConnectionID) { post(.hold(connection)) }
+    /// Stops reading a connection until `resume` with the same reason (any thread): its
+    /// multishot receive is cancelled, so data waits in the socket. Segments already on
+    /// their way are still delivered (at most what the ring holds).
+    public func hold(_ connection: ConnectionID, reason: HoldReasons = .application) { post(.hold(connection, reason)) }
 
-    /// Reads a held connection again (any thread).
-    public func resume(_ connection: ConnectionID) { post(.resume(connection)) }
+    /// Drops a reason to hold a connection (any thread); it is read again when no reason
+    /// is left.
+    public func resume(_ connection: ConnectionID, reason: HoldReasons = .application) { post(.resume(connection, reason)) }
 
     /// Asks `run` to end (connections close with `.closedLocally`). Any thread.
     public func stop() {
@@ -174,8 +192,14 @@ public final class StreamReceiver: Sendable {
         defer { engine.shutDown(handler) }
         try engine.start()
         let resume = configuration.resumeThreshold ?? max(1, configuration.bufferCount / 4)
+        var lastTick = ContinuousClock.now
         while !isStopRequested {
-            if let deadline, ContinuousClock.now >= deadline { break }
+            let now = ContinuousClock.now
+            if let deadline, now >= deadline { break }
+            if let t = configuration.tickInterval, now - lastTick >= t {
+                lastTick = now
+                handler(.tick)
+            }
             try engine.takeRequests(handler)
             try engine.refill(resumeThreshold: resume)
             if untilIdle && engine.isIdle { break }

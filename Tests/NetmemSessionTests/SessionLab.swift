@@ -51,13 +51,14 @@ final class SessionLab: @unchecked Sendable {
     let holdFrames = Atomic<Bool>(false)
 
     init(mode: FrameParser.Mode, memory: ReceiveSession.Memory = .host, chunkSize: Int = 64 << 10, buffers: Int = 32,
-         segments: Int = 3) throws {
+         segments: Int = 3, configure: (inout ReceiveSession.Configuration) -> Void = { _ in }) throws {
         var c = ReceiveSession.Configuration(listen: try SocketAddress(parsing: "127.0.0.1:0"), memory: memory, mode: mode)
         c.chunkSize = chunkSize
         c.bufferCount = buffers
         c.segments = segments
         c.idleWait = .milliseconds(5)
         c.name = "test"
+        configure(&c)
         session = try ReceiveSession(c)
     }
 
@@ -140,4 +141,11 @@ extension FileDescriptor {
             try sendAll(w.encode(p))
         }
     }
+}
+
+/// A SHA-256 being fed (for senders that hash what they send).
+struct SHA256Box {
+    private var sha = NetmemSHA256.SHA256()
+    mutating func update(_ bytes: [UInt8]) { sha.update(data: bytes) }
+    var hex: String { NetmemSHA256.SHA256.hex(sha.finalize()) }
 }
