@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "NetmemBench",
             dependencies: [
-                "NetmemSession", "NetmemURing", "NetmemFraming", "Netmem", "CNetmemLinux",
+                "NetmemSession", "NetmemURing", "NetmemFraming", "Netmem", "CNetmemLinux", "CNetmemMallocCounter",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

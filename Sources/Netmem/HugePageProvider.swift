@@ -10,6 +10,9 @@ public final class HugePageProvider: MemoryProvider {
     let source: MappedChunkSource
     /// True when the memory came from the transparent-huge-page fallback.
     public let usesFallback: Bool
+    /// With the fallback: the system's transparent-huge-page mode when the memory was
+    /// mapped ("always", "madvise", "never"); with "never" the fallback is ordinary pages.
+    public let transparentHugePageMode: String?
 
     public init(chunkSize: Int = HugePageProvider.hugePageSize, chunkCount: Int,
                 allowTransparentFallback: Bool = false, lock: Bool = false) throws(NetmemError) {
@@ -31,6 +34,7 @@ public final class HugePageProvider: MemoryProvider {
         }
         if lock { memory = try memory.locking() }
         usesFallback = fallback
+        transparentHugePageMode = fallback ? Self.readTransparentHugePageMode() : nil
         source = try MappedChunkSource(memory: memory, name: fallback ? "hugepage-thp" : "hugepage",
                                        chunkSize: chunkSize, chunkCount: chunkCount)
     }
@@ -47,11 +51,31 @@ public final class HugePageProvider: MemoryProvider {
         return Int(String(decoding: buf[..<n].filter { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self)) ?? 0
     }
 
+    /// The bracketed mode of `/sys/kernel/mm/transparent_hugepage/enabled`, if readable.
+    public static func readTransparentHugePageMode() -> String? {
+        let fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 128)
+        let n = read(fd, &buf, 127)
+        guard n > 0, let open = buf[..<n].firstIndex(of: UInt8(ascii: "[")),
+              let close = buf[open..<n].firstIndex(of: UInt8(ascii: "]")) else { return nil }
+        return String(decoding: buf[(open + 1)..<close], as: UTF8.self)
+    }
+
     public var area: NetmemArea { source.area }
     public var chunkSize: Int { source.area.chunkSize }
     public func allocateChunks(into buffer: UnsafeMutableBufferPointer<NetmemRef>) -> Int { source.allocate(into: buffer) }
     public func releaseChunk(_ ref: NetmemRef) -> ChunkRelease { source.release(ref) }
     public func describe() -> ProviderDescription {
-        source.describe(kind: "hugepage", details: [("backing", usesFallback ? "transparent huge pages (fallback)" : "hugetlb 2 MiB")])
+        let backing: String
+        if !usesFallback {
+            backing = "hugetlb 2 MiB"
+        } else if transparentHugePageMode == "never" {
+            backing = "ordinary pages (no huge pages reserved, and transparent huge pages are off: the mode is never)"
+        } else {
+            backing = "transparent huge pages (fallback; mode \(transparentHugePageMode ?? "unknown"))"
+        }
+        return source.describe(kind: "hugepage", details: [("backing", backing)])
     }
 }

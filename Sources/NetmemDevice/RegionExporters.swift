@@ -40,7 +40,8 @@ public final class MemfdExporter: RegionExporter, @unchecked Sendable {
         }
         _ = cnm_fcntl_add_seals(fd, CNM_F_SEAL_SHRINK | CNM_F_SEAL_GROW)
         var err: Int32 = 0
-        guard let base = cnm_mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0, &err) else {
+        // Populated up front: no page faults when data lands, no creeping resident size.
+        guard let base = cnm_mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED | CNM_MAP_POPULATE, fd, 0, &err) else {
             close(fd)
             throw .system("mmap", Errno(rawValue: err))
         }

@@ -84,7 +84,9 @@ public struct RegionMemory: Sendable {
         switch kind {
         case .host:
             let p: HostPageProvider
-            do { p = try HostPageProvider(chunkSize: chunkSize, chunkCount: chunks) } catch { throw .memory(error) }
+            // Populated up front: no page faults on the receive path, and a resident size that
+            // does not creep up as chunks are first touched.
+            do { p = try HostPageProvider(chunkSize: chunkSize, chunkCount: chunks, options: [.populate]) } catch { throw .memory(error) }
             return RegionMemory(provider: p, pool: try pool(p), regions: try hostRegion(p.area, "host", p))
         case .hugePages:
             let p: HugePageProvider

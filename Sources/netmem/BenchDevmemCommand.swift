@@ -15,7 +15,7 @@ struct BenchDevmemCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
-    @Option(help: "Tokens returned in the timed part (thousands).")
+    @Option(parsing: .unconditional, help: "Tokens returned in the timed part (thousands).")
     var thousands: Int = 2000
 
     mutating func validate() throws {

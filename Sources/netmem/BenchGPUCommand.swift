@@ -9,16 +9,16 @@ struct BenchGPUCommand: ParsableCommand {
     @Option(help: "cuda, cuda:N or cuda:standin.")
     var provider: CLIMemoryProvider = .gpu(GPUProviderSpec())
 
-    @Option(name: .customLong("message-size"), help: "Bytes per message.")
+    @Option(name: .customLong("message-size"), parsing: .unconditional, help: "Bytes per message.")
     var messageSize: CLIByteSize = CLIByteSize(bytes: 1 << 20)
 
-    @Option(name: .customLong("fragment-size"), help: "Bytes per fragment.")
+    @Option(name: .customLong("fragment-size"), parsing: .unconditional, help: "Bytes per fragment.")
     var fragmentSize: CLIByteSize = CLIByteSize(bytes: 4096)
 
-    @Option(help: "Bytes moved per measurement.")
+    @Option(parsing: .unconditional, help: "Bytes moved per measurement.")
     var bytes: CLIByteSize = CLIByteSize(bytes: 1 << 30)
 
-    @Option(name: .customLong("in-flight"), help: "Messages in flight.")
+    @Option(name: .customLong("in-flight"), parsing: .unconditional, help: "Messages in flight.")
     var inFlight: Int = 8
 
     func run() throws {

@@ -16,15 +16,15 @@ struct BenchRxCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
-    @Option(help: "Seconds per run.")
+    @Option(parsing: .unconditional, help: "Seconds per run.")
     var seconds: Double = 5
 
     // 16 × 256 KiB consumed incrementally keeps the ring's memory (4 MiB) within the
     // cache the kernel's copy writes into; larger rings measured slower on 2 cores.
-    @Option(help: "Chunk (buffer) size of the Netmem receiver.")
+    @Option(parsing: .unconditional, help: "Chunk (buffer) size of the Netmem receiver.")
     var chunk: CLIByteSize = CLIByteSize(bytes: 256 << 10)
 
-    @Option(help: "Buffers in the provided-buffer ring.")
+    @Option(parsing: .unconditional, help: "Buffers in the provided-buffer ring.")
     var buffers: Int = 16
 
     @Option(help: "Memory of the Netmem receiver: host, hugepage, memfd.")

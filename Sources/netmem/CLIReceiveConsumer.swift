@@ -50,7 +50,9 @@ final class CLIReceiveConsumer: @unchecked Sendable {
         gpu = try session.gpu?.makeConsumer()
     }
 
+    /// The most recent reports (at most `reportsKept`: a long run keeps bounded history).
     var reports: [Report] { reportsBox.withLockChecked { $0 } }
+    static let reportsKept = 256
 
     func handle(_ event: ReceiveSession.Event) {
         switch event {
@@ -75,7 +77,10 @@ final class CLIReceiveConsumer: @unchecked Sendable {
             let s = perConnection.removeValue(forKey: id) ?? State()
             let report = Report(id: id, summary: summary, sha256: s.sha.map { CLIFormat.hex($0.finalize()) },
                                 frameCRCDigest: s.crcDigest.map { CLIFormat.hex($0.finalize()) })
-            reportsBox.withLockChecked { $0.append(report) }
+            reportsBox.withLockChecked { r in
+                if r.count == Self.reportsKept { r.removeFirst(Self.reportsKept / 2) }
+                r.append(report)
+            }
             let framed = session.configuration.mode != .raw
             if let error = summary.error {
                 logger.error("\(id) failed: \(error)", metadata: ["bytes": "\(summary.statistics.bytes)"])

@@ -20,10 +20,10 @@ struct DemoCommand: ParsableCommand {
         was left in flight.
         """)
 
-    @Option(help: "Payload bytes to send.")
+    @Option(parsing: .unconditional, help: "Payload bytes to send.")
     var bytes: CLIByteSize = CLIByteSize(bytes: 2 << 30)
 
-    @Option(name: .customLong("message-size"), help: "Payload bytes per frame.")
+    @Option(name: .customLong("message-size"), parsing: .unconditional, help: "Payload bytes per frame.")
     var messageSize: CLIByteSize = CLIByteSize(bytes: 1 << 20)
 
     @Option(help: "Memory to land data in: host, hugepage, memfd, cuda[:N] (GPU), cuda:standin (GPU paths on host memory).")
@@ -32,13 +32,13 @@ struct DemoCommand: ParsableCommand {
     @Option(name: .customLong("gpu-landing"), help: "With a cuda provider: pinned (GPU reads pinned host memory in place, then unpacks) or bounce (host chunks copied to the GPU).")
     var gpuLanding: CLIGPULanding?
 
-    @Option(help: "Chunk (buffer) size (a memfd region's binding takes 4K, 64K or 2M).")
+    @Option(parsing: .unconditional, help: "Chunk (buffer) size (a memfd region's binding takes 4K, 64K or 2M).")
     var chunk: CLIByteSize = CLIByteSize(bytes: 2 << 20)
 
-    @Option(help: "Buffers in the provided-buffer ring (1 to 32768).")
+    @Option(parsing: .unconditional, help: "Buffers in the provided-buffer ring (1 to 32768).")
     var buffers: Int = 64
 
-    @Option(help: "Scatter-gather segments of the memfd region (--provider memfd), 1 to 4096.")
+    @Option(parsing: .unconditional, help: "Scatter-gather segments of the memfd region (--provider memfd), 1 to 4096.")
     var segments: Int = 3
 
     @Flag(inversion: .prefixedNo, help: "CRC-32C on every frame's payload.")

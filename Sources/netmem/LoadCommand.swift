@@ -21,10 +21,10 @@ struct LoadCommand: ParsableCommand {
     @Option(help: "Memory to land the file in: host, hugepage, memfd, cuda[:N] (GPU memory), cuda:standin.")
     var provider: CLIMemoryProvider = .standard(.host)
 
-    @Option(help: "Chunk size, a power of two from 4K to 2M.")
+    @Option(parsing: .unconditional, help: "Chunk size, a power of two from 4K to 2M.")
     var chunk: CLIByteSize = CLIByteSize(bytes: 1 << 20)
 
-    @Option(help: "Reads kept in flight, 1 to 256.")
+    @Option(parsing: .unconditional, help: "Reads kept in flight, 1 to 256.")
     var depth: Int = 8
 
     @Flag(name: .customLong("no-direct"), help: "Do not try O_DIRECT.")

@@ -31,28 +31,28 @@ struct RecvCommand: ParsableCommand {
     @Option(name: .customLong("gpu-landing"), help: "With a cuda provider: pinned (GPU reads pinned host memory in place, then unpacks) or bounce (host chunks copied to the GPU).")
     var gpuLanding: CLIGPULanding?
 
-    @Option(help: "Chunk (buffer) size, a power of two from 4K to 2M.")
+    @Option(parsing: .unconditional, help: "Chunk (buffer) size, a power of two from 4K to 2M.")
     var chunk: CLIByteSize = CLIByteSize(bytes: 64 << 10)
 
-    @Option(help: "Buffers in the kernel's provided-buffer ring (1 to 32768).")
+    @Option(parsing: .unconditional, help: "Buffers in the kernel's provided-buffer ring (1 to 32768).")
     var buffers: Int = 64
 
-    @Option(help: "Scatter-gather segments of the memfd region (--provider memfd), 1 to 4096.")
+    @Option(parsing: .unconditional, help: "Scatter-gather segments of the memfd region (--provider memfd), 1 to 4096.")
     var segments: Int = 3
 
     @Flag(help: "Print the SHA-256 of each connection's bytes (payload, when framed).")
     var sha256 = false
 
-    @Option(name: .customLong("max-payload"), help: "Largest frame payload accepted (default: half the ring's memory, the most it can assemble).")
+    @Option(name: .customLong("max-payload"), parsing: .unconditional, help: "Largest frame payload accepted (default: half the ring's memory, the most it can assemble).")
     var maxPayload: CLIByteSize?
 
     @Option(help: "Serve Prometheus metrics on ADDR:PORT (GET /metrics).")
     var metrics: String?
 
-    @Option(help: "Stop after this many seconds.")
+    @Option(parsing: .unconditional, help: "Stop after this many seconds.")
     var duration: Double?
 
-    @Option(help: "Stop after this many connections ended.")
+    @Option(parsing: .unconditional, help: "Stop after this many connections ended.")
     var connections: Int = 0
 
     @Flag(name: .long, help: "Debug logging.")

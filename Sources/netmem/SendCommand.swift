@@ -16,10 +16,10 @@ struct SendCommand: ParsableCommand {
     @Flag(help: "Send Netmem frames (header + payload) instead of raw bytes.")
     var framed = false
 
-    @Option(help: "Payload bytes to send (default 1G; with --file, the whole file).")
+    @Option(parsing: .unconditional, help: "Payload bytes to send (default 1G; with --file, the whole file).")
     var bytes: CLIByteSize?
 
-    @Option(name: .customLong("message-size"), help: "Bytes per send (per frame when framed).")
+    @Option(name: .customLong("message-size"), parsing: .unconditional, help: "Bytes per send (per frame when framed).")
     var messageSize: CLIByteSize = CLIByteSize(bytes: 1 << 20)
 
     @Flag(help: "Send from registered buffers with SEND_ZC (io_uring zero-copy send).")

@@ -26,16 +26,16 @@ struct XDPCommand: ParsableCommand {
     @Option(help: "copy or zerocopy (zero-copy needs driver support).")
     var mode: String = "copy"
 
-    @Option(name: .customLong("frame-size"), help: "UMEM frame size: 2048 or 4096.")
+    @Option(name: .customLong("frame-size"), parsing: .unconditional, help: "UMEM frame size: 2048 or 4096.")
     var frameSize: Int = 2048
 
-    @Option(help: "Bytes kept free in front of each frame, beyond the kernel's 256.")
+    @Option(parsing: .unconditional, help: "Bytes kept free in front of each frame, beyond the kernel's 256.")
     var headroom: Int = 0
 
-    @Option(help: "Frames in the UMEM.")
+    @Option(parsing: .unconditional, help: "Frames in the UMEM.")
     var frames: Int = 4096
 
-    @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
+    @Option(parsing: .unconditional, help: "Stop after this many seconds (default: until Ctrl-C).")
     var duration: Double?
 
     mutating func validate() throws {

@@ -9,4 +9,8 @@
 uint64_t cnm_thread_malloc_count(void);
 /// 1 when the interposer is linked and active.
 int cnm_malloc_counter_active(void);
+/// Heap blocks allocated and not yet freed, across all threads (for leak checks).
+int64_t cnm_live_allocations(void);
+/// Bytes of the live heap blocks (their usable sizes), across all threads.
+uint64_t cnm_heap_in_use(void);
 #endif
