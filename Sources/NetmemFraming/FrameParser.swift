@@ -95,7 +95,6 @@ public struct FrameParser: ~Copyable {
         self.tokens = tokens
         self.regions = regions
         headerBytes = [UInt8](repeating: 0, count: FrameHeader.size)
-        pending.reserveCapacity(8)
     }
 
     deinit {

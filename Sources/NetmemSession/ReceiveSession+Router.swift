@@ -33,7 +33,8 @@ extension ReceiveSession {
     /// keeps sockets within their memory (`tcp_collapse`, pruning, timeouts):
     /// - admission: incomplete frames hold at most `pendingBudget` payload bytes in all;
     ///   a frame that does not fit waits its turn (its connection is not read), first
-    ///   come first served, so a completing frame always gets memory;
+    ///   come first served, so a completing frame always gets memory; a smaller frame
+    ///   that fits beside the next in line starts at once;
     /// - staging: under memory pressure, an incomplete frame that pins receive chunks for
     ///   little data has its bytes copied into staging memory, and the chunks recycle;
     /// - timeout: a frame that stays incomplete past `partialFrameTimeout` ends its
@@ -141,7 +142,7 @@ extension ReceiveSession {
                 admitWaiting()
             }
             guard c.reserved == 0, !c.waiting, let length = c.parser.payloadLengthInProgress, length > 0 else { return }
-            if reserved == 0 || reserved + length <= budget {
+            if fitsNow(length) {
                 admit(c, length)
             } else {
                 c.waiting = true
@@ -163,6 +164,17 @@ extension ReceiveSession {
             c.reserved = 0
             c.deadline = nil
             c.admittedAt = nil
+        }
+
+        /// Whether a frame of `length` may start now: it fits the budget and, when frames
+        /// wait, it fits beside the first of them too (so small frames fill gaps without
+        /// ever delaying the frame whose turn is next).
+        private func fitsNow(_ length: Int) -> Bool {
+            if reserved == 0 { return true }
+            guard reserved + length <= budget else { return false }
+            guard let head = waiting.first, let h = connections[head] else { return true }
+            let headLength = h.parser.payloadLengthInProgress ?? 0
+            return reserved + headLength + length <= budget
         }
 
         /// Gives waiting frames their turn, first come first served, while they fit.

@@ -46,6 +46,9 @@ struct RecvCommand: ParsableCommand {
     @Option(name: .customLong("max-payload"), parsing: .unconditional, help: "Largest frame payload accepted (default: half the ring's memory, the most it can assemble).")
     var maxPayload: CLIByteSize?
 
+    @Option(name: .customLong("frame-timeout"), parsing: .unconditional, help: "Seconds a frame may stay incomplete before its connection is ended (framed).")
+    var frameTimeout: Double = 60
+
     @Option(help: "Serve Prometheus metrics on ADDR:PORT (GET /metrics).")
     var metrics: String?
 
@@ -64,6 +67,9 @@ struct RecvCommand: ParsableCommand {
         try CLIRange.check("--connections", connections, 0...Int(Int32.max))
         try CLIRange.chunk(chunk)
         if let duration { guard duration > 0, duration.isFinite else { throw ValidationError("--duration must be a positive number of seconds") } }
+        guard frameTimeout > 0, frameTimeout <= 86400, frameTimeout.isFinite else {
+            throw ValidationError("--frame-timeout \(frameTimeout) is out of range: it must be more than 0 and at most 86400 seconds")
+        }
         if gpuLanding != nil && provider.gpu == nil {
             throw ValidationError("--gpu-landing needs a cuda provider (--provider cuda[:N] or cuda:standin)")
         }
@@ -80,6 +86,7 @@ struct RecvCommand: ParsableCommand {
         configuration.chunkSize = chunk.bytes
         configuration.bufferCount = buffers
         configuration.segments = segments
+        configuration.partialFrameTimeout = .milliseconds(Int(frameTimeout * 1000))
         configuration.name = "recv"
         if framed { configuration.mode = .framed(maxPayload: maxPayload?.bytes ?? configuration.largestPayload) }
         let session: ReceiveSession
