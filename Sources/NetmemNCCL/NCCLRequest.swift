@@ -1,0 +1,112 @@
+import Synchronization
+
+/// One `isend` or `irecv` NCCL is waiting on. A comm owns a fixed set of them (NCCL keeps
+/// at most `NCCL_NET_MAX_REQUESTS` outstanding per comm); the opaque pointer NCCL holds
+/// is the object itself. The thread that posts it fills the fields, the data path
+/// finishes it (`state` done or failed, with release ordering), and `test` hands it back.
+final class NCCLRequest: @unchecked Sendable {
+    enum Kind: Sendable { case send, receive }
+
+    /// Values of `state`.
+    enum State: UInt32 {
+        case free = 0
+        case posted = 1
+        case done = 2
+        /// Being failed: the error is being written; `test` treats it as still posted.
+        case failing = 3
+        case failed = 4
+    }
+
+    let kind: Kind
+    /// The comm it belongs to (which outlives its requests).
+    unowned let comm: NCCLComm
+    let state = Atomic<UInt32>(State.free.rawValue)
+
+    // Written by the poster before the request is published.
+    var data: UnsafeMutableRawPointer?
+    /// Send: its size. Receive: the buffer's size.
+    var capacity = 0
+    var sequence: UInt64 = 0
+
+    // Written by the data path before `done`.
+    /// Bytes that arrived (receive) or were sent (send).
+    var size = 0
+    /// Written before `failed`.
+    var error: NCCLError?
+
+    // Receive progress, RX thread only.
+    var total: Int? = nil
+    var placed = 0
+
+    /// Pieces of a send still on their way (each lane decrements once per piece).
+    let piecesLeft = Atomic<Int>(0)
+
+    init(kind: Kind, comm: NCCLComm) {
+        self.kind = kind
+        self.comm = comm
+    }
+
+    var opaque: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+    static func from(_ p: UnsafeMutableRawPointer) -> NCCLRequest {
+        Unmanaged<NCCLRequest>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    /// Marks it done with `size` bytes (from the thread that finished the data).
+    func complete(size: Int) {
+        self.size = size
+        let (ok, _) = state.compareExchange(expected: State.posted.rawValue, desired: State.done.rawValue,
+                                            ordering: .acquiringAndReleasing)
+        _ = ok  // already failed: the failure stands
+    }
+
+    /// Fails it with `error` unless it already finished. Returns whether it was failed.
+    @discardableResult
+    func fail(_ error: NCCLError) -> Bool {
+        let (ok, _) = state.compareExchange(expected: State.posted.rawValue, desired: State.failing.rawValue,
+                                            ordering: .acquiringAndReleasing)
+        guard ok else { return false }
+        self.error = error
+        state.store(State.failed.rawValue, ordering: .releasing)
+        return true
+    }
+}
+
+/// A comm's fixed set of requests. Taking one and giving it back happen on the thread that
+/// calls `isend`/`irecv`/`test` (NCCL's proxy thread); the state word makes it safe anyway.
+final class NCCLRequestPool: @unchecked Sendable {
+    let requests: [NCCLRequest]
+
+    init(kind: NCCLRequest.Kind, comm: NCCLComm, count: Int) {
+        requests = (0..<count).map { _ in NCCLRequest(kind: kind, comm: comm) }
+    }
+
+    /// A free request, reset, not yet posted; nil when all are in use.
+    func take() -> NCCLRequest? {
+        for r in requests where r.state.load(ordering: .relaxed) == NCCLRequest.State.free.rawValue {
+            r.data = nil
+            r.capacity = 0
+            r.size = 0
+            r.error = nil
+            r.total = nil
+            r.placed = 0
+            r.piecesLeft.store(0, ordering: .relaxed)
+            return r
+        }
+        return nil
+    }
+
+    /// Publishes a request taken with `take` (its fields are set).
+    func post(_ r: NCCLRequest) {
+        r.state.store(NCCLRequest.State.posted.rawValue, ordering: .releasing)
+    }
+
+    /// Fails every posted request with `error`.
+    func failAll(_ error: NCCLError) {
+        for r in requests { r.fail(error) }
+    }
+
+    var outstanding: Int {
+        requests.count { $0.state.load(ordering: .relaxed) != NCCLRequest.State.free.rawValue }
+    }
+}
