@@ -137,7 +137,11 @@ let package = Package(
         .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem"]),
         .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemDevice", "Netmem"]),
         .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem"]),
-        .testTarget(name: "NetmemNCCLTests", dependencies: ["NetmemNCCL", "NetmemNCCLCheck", "CNetmemNCCL", "Netmem"]),
+        .testTarget(
+            name: "NetmemNCCLTests",
+            dependencies: ["NetmemNCCL", "NetmemNCCLCheck", "CNetmemNCCL", "Netmem"],
+            exclude: ["Fixtures"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

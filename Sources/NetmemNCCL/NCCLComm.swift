@@ -27,14 +27,15 @@ class NCCLComm: @unchecked Sendable {
     /// The first error, if the comm failed.
     var error: NCCLError? { failure.withLockChecked { $0 } }
 
-    /// Records the comm's first error (logged once) and fails every request in flight.
-    func fail(_ error: NCCLError) {
+    /// Records the comm's first error (logged once, as a warning unless `quietly`: an
+    /// orderly close by the peer with nothing outstanding) and fails every request in flight.
+    func fail(_ error: NCCLError, quietly: Bool = false) {
         let first = failure.withLockChecked { f -> Bool in
             guard f == nil else { return false }
             f = error
             return true
         }
-        if first { context.log(.warn, "\(label): \(error.message)") }
+        if first { context.log(quietly ? .info : .warn, "\(label): \(error.message)") }
         requests.failAll(failure.withLockChecked { $0! })
     }
 

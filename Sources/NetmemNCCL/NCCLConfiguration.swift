@@ -9,15 +9,26 @@ public struct NCCLConfiguration: Sendable, Equatable {
     public var sockets = 1
     /// The smallest piece a message is split into (`NETMEM_NCCL_MIN_CHUNK`, bytes).
     public var minChunk = 64 << 10
-    /// Send payloads with io_uring SEND_ZC (`NETMEM_NCCL_ZEROCOPY`, 1/0).
-    public var zeroCopy = true
+    /// When payloads go with io_uring SEND_ZC (`NETMEM_NCCL_ZEROCOPY`: auto, 1, 0).
+    public enum ZeroCopy: String, Sendable, Equatable {
+        /// Always SEND_ZC.
+        case on = "1"
+        /// Never: plain sends.
+        case off = "0"
+        /// SEND_ZC until the kernel has reported, for each of a socket's first 32 sends,
+        /// that it copied the data anyway (loopback, or a route without zero-copy); then
+        /// plain sends on that socket, which cost less when a copy happens regardless.
+        case auto
+    }
+
+    public var zeroCopy = ZeroCopy.auto
     /// Payloads shorter than this go as one plain send with their header
     /// (`NETMEM_NCCL_ZEROCOPY_MIN`, bytes).
     public var zeroCopyMin = 16 << 10
     /// Bytes per receive buffer (`NETMEM_NCCL_RX_CHUNK`, a power of two, 4 KiB–2 MiB).
     public var rxChunk = 256 << 10
     /// Receive buffers per comm (`NETMEM_NCCL_RX_BUFFERS`, 2–4096).
-    public var rxBuffers = 32
+    public var rxBuffers = 16
     /// The network interface to use (`NETMEM_NCCL_IFNAME`, else NCCL's
     /// `NCCL_SOCKET_IFNAME`: a comma list of name prefixes, `=name` for an exact name,
     /// `^` in front to exclude). Nil: the first interface that is up and not loopback,
@@ -57,7 +68,14 @@ public struct NCCLConfiguration: Sendable, Equatable {
         }
         sockets = try int("NETMEM_NCCL_SOCKETS", 1...16, sockets)
         minChunk = try int("NETMEM_NCCL_MIN_CHUNK", 4096...(256 << 20), minChunk)
-        zeroCopy = try bool("NETMEM_NCCL_ZEROCOPY", zeroCopy)
+        if let text = lookup("NETMEM_NCCL_ZEROCOPY"), !text.isEmpty {
+            switch text.lowercased() {
+            case "auto": zeroCopy = .auto
+            case "1", "yes", "true", "on": zeroCopy = .on
+            case "0", "no", "false", "off": zeroCopy = .off
+            default: throw NCCLError(.invalidArgument, "NETMEM_NCCL_ZEROCOPY=\(text): must be auto, 1 or 0")
+            }
+        }
         zeroCopyMin = try int("NETMEM_NCCL_ZEROCOPY_MIN", 0...(1 << 30), zeroCopyMin)
         rxChunk = try int("NETMEM_NCCL_RX_CHUNK", 4096...(2 << 20), rxChunk)
         guard rxChunk & (rxChunk - 1) == 0 else {

@@ -62,7 +62,7 @@ final class NCCLConnector: @unchecked Sendable {
             let fds = connector.sockets.map(\.fd)
             connector.sockets = []
             try prepareDataSockets(fds, context.configuration)
-            return try NCCLSendComm(context: context, label: "send comm to \(handle.address)", sockets: fds)
+            return try NCCLSendComm(context: context, label: "send comm to \(handle.address)", sockets: fds, crc: handle.crc)
         } catch {
             connector.abandon()
             NCCLConnectionHandle.setPendingConnect(nil, in: handleBytes)

@@ -1,9 +1,11 @@
 import CNetmemLinux
+import CNetmemNCCL
 import Glibc
 
-/// Parses one socket's stream on the RX thread: 48-byte frame headers (which may span
-/// received pieces) and data payloads, copied straight into the posted buffer of the
-/// message they belong to, at the offset the header names.
+/// Parses one socket's stream on its receive thread: 48-byte frame headers (which may
+/// span received pieces) and data payloads, copied straight into the posted buffer of
+/// the message they belong to, at the offset the header names (with streaming stores:
+/// the buffer is read next by NCCL's copy to the GPU, not by this core).
 final class NCCLFrameReader {
     let crc: Bool
     var broken = false
@@ -25,7 +27,7 @@ final class NCCLFrameReader {
             if left > 0 {
                 let n = min(left, bytes.count - at)
                 let src = bytes.baseAddress! + at
-                destination!.copyMemory(from: src, byteCount: n)
+                cnm_nccl_copy_streaming(destination!, src, n)
                 if expectedCRC != nil { runningCRC = cnm_crc32c(runningCRC, src, n) }
                 destination! += n
                 left -= n
@@ -56,16 +58,16 @@ final class NCCLFrameReader {
             guard total <= UInt64(r.capacity) else {
                 throw NCCLError(.remote, "sender's message \(sequence) has \(total) bytes for a receive of \(r.capacity) (its credit said so)")
             }
-            if let known = r.total, known != Int(total) {
-                throw NCCLError(.remote, "message \(sequence): pieces disagree on its size (\(known) and \(total))")
-            }
             guard offset <= total, UInt64(length) <= total - offset else {
                 throw NCCLError(.remote, "message \(sequence): piece at \(offset) of \(length) bytes lies outside its \(total) bytes")
             }
             if self.crc != (crc != nil) {
                 throw NCCLError(.remote, "message \(sequence): payload CRC \(crc == nil ? "missing" : "present") but this comm \(self.crc ? "requires" : "does not use") one")
             }
-            r.total = Int(total)
+            let (first, known) = r.total.compareExchange(expected: -1, desired: Int(total), ordering: .relaxed)
+            if !first && known != Int(total) {
+                throw NCCLError(.remote, "message \(sequence): pieces disagree on its size (\(known) and \(total))")
+            }
             request = r
             destination = r.data.map { $0 + Int(offset) }
             left = length
@@ -88,7 +90,7 @@ final class NCCLFrameReader {
         if let expected = expectedCRC, expected != runningCRC {
             throw NCCLError(.remote, "message \(r.sequence): payload CRC-32C 0x\(String(runningCRC, radix: 16)) differs from the sender's 0x\(String(expected, radix: 16))")
         }
-        r.placed += pieceLength
-        if r.placed == r.total { comm.finished(r) }
+        let placed = r.placed.add(pieceLength, ordering: .acquiringAndReleasing).newValue
+        if placed == r.total.load(ordering: .relaxed) { comm.finished(r) }
     }
 }

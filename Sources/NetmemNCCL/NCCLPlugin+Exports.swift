@@ -43,7 +43,7 @@ func netmem_nccl_init(_ ctx: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ 
         let device = try NCCLPlugin.device(selector: configuration.interface)
         let c = NCCLContext(commID: commId, configuration: configuration, device: device, logger: logger)
         ctx.pointee = Unmanaged.passRetained(c).toOpaque()
-        c.log(.info, "using \(device.interface) \(device.address.host), \(configuration.sockets) socket(s) per comm, zero-copy sends \(configuration.zeroCopy ? "on" : "off")")
+        c.log(.info, "using \(device.interface) \(device.address.host), \(configuration.sockets) socket(s) per comm, zero-copy sends \(configuration.zeroCopy.rawValue)")
         return CNM_NCCL_SUCCESS
     } catch {
         if let logger { cnm_nccl_log(logger, Int32(CNM_NCCL_LOG_WARN.rawValue), CNM_NCCL_SUBSYS_NET, "netmem", 0, "NET/Netmem init: \(error.message)") }

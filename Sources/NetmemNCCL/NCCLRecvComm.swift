@@ -3,20 +3,24 @@ import Synchronization
 import SystemPackage
 
 /// The receiving end of a connection: `irecv` posts a request and sends the sender a
-/// credit (message number, buffer size) on socket 0; the receive engine's thread reads
-/// every socket, parses frames and copies each piece's payload into the posted buffer of
-/// its message (the host-memory path). A receive is done when all bytes of its message
-/// have been placed.
+/// credit (message number, buffer size) on socket 0; each socket's receive engine thread
+/// parses its frames and copies each piece's payload into the posted buffer of its
+/// message (the host-memory path). A receive is done when all bytes of its message have
+/// been placed.
 final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
-    private var engine: NCCLReceiveEngine!
+    /// One receive engine (pool, ring, thread) per socket, so a comm with several
+    /// sockets receives on several cores.
+    private var engines: [NCCLReceiveEngine] = []
     /// A duplicate of socket 0 for writing credits (the engine owns and closes the
     /// original; this one stays valid until `close`).
     private let creditSocket: FileDescriptor
     /// Posted receives by message number; RX thread and proxy thread.
     private let posted = Mutex<[UInt64: NCCLRequest]>([:])
     private let proxy = Mutex(ProxyState())
-    /// Readers by connection; RX thread only.
-    private var readers: [UInt64: NCCLFrameReader] = [:]
+    /// One engine's readers by connection; touched by that engine's thread only.
+    private final class EngineState: @unchecked Sendable {
+        var readers: [UInt64: NCCLFrameReader] = [:]
+    }
     private let closing = Atomic<Bool>(false)
 
     struct ProxyState {
@@ -34,15 +38,22 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
         }
         super.init(context: context, label: label, kind: .receive)
         let config = context.configuration
+        var left = sockets
         do throws(NCCLError) {
-            engine = try NCCLReceiveEngine(sockets: sockets, chunkSize: config.rxChunk, buffers: config.rxBuffers,
-                                           name: "nccl-rx")
-            try engine.start(name: "netmem-rx") { [unowned self] event in self.handle(event) }
+            for i in sockets.indices {
+                let engine = try NCCLReceiveEngine(sockets: [left.removeFirst()], chunkSize: config.rxChunk,
+                                                   buffers: config.rxBuffers, name: "nccl-rx\(i)")
+                engines.append(engine)
+                let state = EngineState()
+                try engine.start(name: "netmem-rx\(i)") { [unowned self] event in self.handle(event, state) }
+                NCCLStatistics.shared.threadsStarted.add(1, ordering: .relaxed)
+            }
         } catch {
+            for s in left { _ = try? s.close() }
+            for e in engines { e.stop() }
             _ = try? creditSocket.close()
             throw error
         }
-        NCCLStatistics.shared.threadsStarted.add(1, ordering: .relaxed)
         NCCLStatistics.shared.commsOpened.add(1, ordering: .relaxed)
     }
 
@@ -94,21 +105,23 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
     /// Mirrors `closeRecv`: ends the engine (its thread and sockets) and the credit socket.
     func close() {
         closing.store(true, ordering: .releasing)
-        engine.stop()
+        for e in engines {
+            e.stop()
+            NCCLStatistics.shared.threadsJoined.add(1, ordering: .relaxed)
+        }
         _ = try? creditSocket.close()
-        NCCLStatistics.shared.threadsJoined.add(1, ordering: .relaxed)
         NCCLStatistics.shared.commsClosed.add(1, ordering: .relaxed)
         if error != nil { NCCLStatistics.shared.commsFailed.add(1, ordering: .relaxed) }
     }
 
     // MARK: RX thread
 
-    private func handle(_ event: NCCLReceiveEngine.Event) {
+    private func handle(_ event: NCCLReceiveEngine.Event, _ state: EngineState) {
         switch event {
         case let .opened(c):
-            readers[c] = NCCLFrameReader(crc: configuration.crc)
+            state.readers[c] = NCCLFrameReader(crc: configuration.crc)
         case let .bytes(c, bytes):
-            guard let reader = readers[c], !reader.broken else { return }
+            guard let reader = state.readers[c], !reader.broken else { return }
             NCCLStatistics.shared.receiveSegments.add(1, ordering: .relaxed)
             NCCLStatistics.shared.bytesReceived.add(bytes.count, ordering: .relaxed)
             do throws(NCCLError) {
@@ -118,10 +131,11 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
                 fail(error)
             }
         case let .ended(c, reason, clean):
-            readers[c] = nil
+            state.readers[c] = nil
             if !closing.load(ordering: .acquiring) {
                 fail(NCCLError(.remote, clean ? "the sender closed the connection (peer process ended?)"
-                                              : "connection to the sender failed: \(reason)"))
+                                              : "connection to the sender failed: \(reason)"),
+                     quietly: clean && requests.outstanding == 0)
             }
         case let .failed(why):
             if !closing.load(ordering: .acquiring) { fail(NCCLError(.system, "receive loop failed: \(why)")) }
@@ -143,7 +157,7 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
         if let error {
             r.fail(error)
         } else {
-            r.complete(size: r.placed)
+            r.complete(size: r.placed.load(ordering: .acquiring))
         }
     }
 }

@@ -34,9 +34,12 @@ final class NCCLRequest: @unchecked Sendable {
     /// Written before `failed`.
     var error: NCCLError?
 
-    // Receive progress, RX thread only.
-    var total: Int? = nil
-    var placed = 0
+    // Receive progress: the pieces of one message may arrive on several sockets, each
+    // read by its own receive thread.
+    /// The message's size once a piece said it (-1 before).
+    let total = Atomic<Int>(-1)
+    /// Payload bytes placed in the buffer so far.
+    let placed = Atomic<Int>(0)
 
     /// Pieces of a send still on their way (each lane decrements once per piece).
     let piecesLeft = Atomic<Int>(0)
@@ -88,8 +91,8 @@ final class NCCLRequestPool: @unchecked Sendable {
             r.capacity = 0
             r.size = 0
             r.error = nil
-            r.total = nil
-            r.placed = 0
+            r.total.store(-1, ordering: .relaxed)
+            r.placed.store(0, ordering: .relaxed)
             r.piecesLeft.store(0, ordering: .relaxed)
             return r
         }

@@ -69,13 +69,14 @@ final class NCCLSendLane: @unchecked Sendable {
         let config = comm.configuration
         let sender: ZeroCopySender
         do {
-            sender = try ZeroCopySender(socket: socket, entries: 64, zeroCopy: config.zeroCopy)
+            sender = try ZeroCopySender(socket: socket, entries: 64, zeroCopy: config.zeroCopy != .off)
         } catch {
             comm.fail(NCCLError(.system, "socket \(index): io_uring for sending: \(error)"))
             drainFailed()
             return
         }
         var state = LaneState(sender: sender, config: config)
+        state.zeroCopy = config.zeroCopy != .off
         state.bounce = .allocate(byteCount: NCCLWireFrame.size + config.zeroCopyMin, alignment: 64)
         defer { state.bounce.deallocate() }
         let timeout = Duration.seconds(config.peerTimeoutSeconds)
@@ -125,6 +126,9 @@ final class NCCLSendLane: @unchecked Sendable {
         let config: NCCLConfiguration
         var bounce: UnsafeMutableRawPointer = UnsafeMutableRawPointer(bitPattern: 64)!
         var generation: UInt64 = 0
+        /// Whether payloads still go as SEND_ZC (see `NCCLConfiguration.ZeroCopy.auto`).
+        var zeroCopy = true
+        var autoDecided = false
         var nextTag: UInt32 = 1
         /// Pieces sent with SEND_ZC whose notification has not come yet, oldest first.
         var waiting: [(tag: UInt32, request: NCCLRequest)] = []
@@ -183,7 +187,7 @@ final class NCCLSendLane: @unchecked Sendable {
         case let .piece(p):
             let r = p.request
             let payload = UnsafeRawBufferPointer(start: r.data.map { UnsafeRawPointer($0) + p.offset }, count: p.length)
-            let crc = state.config.crc ? cnm_crc32c(0, payload.baseAddress, p.length) : nil
+            let crc = comm.crc ? cnm_crc32c(0, payload.baseAddress, p.length) : nil
             let frame = NCCLWireFrame.data(sequence: r.sequence, total: UInt64(p.total), offset: UInt64(p.offset),
                                            length: p.length, crc: crc)
             frame.encode(into: state.bounce)
@@ -195,7 +199,8 @@ final class NCCLSendLane: @unchecked Sendable {
                 return
             }
             try state.sender.sendPlain(UnsafeRawBufferPointer(header), timeout: timeout)
-            guard state.config.zeroCopy else {
+            decideZeroCopy(&state)
+            guard state.zeroCopy else {
                 try state.sender.sendPlain(payload, timeout: timeout)
                 pieceSent(r)
                 return
@@ -208,6 +213,20 @@ final class NCCLSendLane: @unchecked Sendable {
             } else {
                 pieceSent(r)
             }
+        }
+    }
+
+    /// With `auto`: after 32 notifications, stop SEND_ZC on this socket if the kernel
+    /// copied every one of them.
+    private func decideZeroCopy(_ state: inout LaneState) {
+        guard state.config.zeroCopy == .auto, !state.autoDecided else { return }
+        let s = state.sender.statistics
+        guard s.usageReported, s.notifications >= 32 else { return }
+        state.autoDecided = true
+        if s.copiedByKernel == s.notifications {
+            state.zeroCopy = false
+            NCCLStatistics.shared.zeroCopyFallbacks.add(1, ordering: .relaxed)
+            comm.context.log(.info, "\(comm.label) socket \(index): the kernel copied all of the first \(s.notifications) zero-copy sends (a loopback or copying route); plain sends from now on (NETMEM_NCCL_ZEROCOPY=1 keeps SEND_ZC)")
         }
     }
 

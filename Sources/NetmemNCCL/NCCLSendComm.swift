@@ -8,6 +8,8 @@ import SystemPackage
 /// is done when every piece is sent and the kernel no longer reads its memory.
 final class NCCLSendComm: NCCLComm, @unchecked Sendable {
     let sockets: [FileDescriptor]
+    /// Whether pieces carry a payload CRC-32C (the listener's choice, from its handle).
+    let crc: Bool
     private(set) var lanes: [NCCLSendLane] = []
     private let proxy = Mutex(ProxyState())
 
@@ -23,8 +25,9 @@ final class NCCLSendComm: NCCLComm, @unchecked Sendable {
 
     /// Takes the connected sockets (socket 0 also carries credits back) and starts a lane
     /// thread per socket.
-    init(context: NCCLContext, label: String, sockets: [FileDescriptor]) throws(NCCLError) {
+    init(context: NCCLContext, label: String, sockets: [FileDescriptor], crc: Bool) throws(NCCLError) {
         self.sockets = sockets
+        self.crc = crc
         super.init(context: context, label: label, kind: .send)
         for (i, s) in sockets.enumerated() {
             lanes.append(NCCLSendLane(index: i, comm: self, socket: s))

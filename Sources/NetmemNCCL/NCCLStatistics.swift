@@ -16,6 +16,8 @@ final class NCCLStatistics: Sendable {
     let fixedBufferSends = Atomic<Int>(0)
     let plainSends = Atomic<Int>(0)
     let registrationFailures = Atomic<Int>(0)
+    /// Sockets that stopped SEND_ZC because the kernel copied every send (`auto`).
+    let zeroCopyFallbacks = Atomic<Int>(0)
     let receiveCompletions = Atomic<Int>(0)
     let receiveSegments = Atomic<Int>(0)
     let receiveBackpressure = Atomic<Int>(0)
@@ -31,7 +33,7 @@ final class NCCLStatistics: Sendable {
                 ("receives_posted", v(receivesPosted)), ("bytes_sent", v(bytesSent)), ("bytes_received", v(bytesReceived)),
                 ("zero_copy_sends", v(zeroCopySends)), ("copied_by_kernel", v(copiedByKernel)),
                 ("fixed_buffer_sends", v(fixedBufferSends)), ("plain_sends", v(plainSends)),
-                ("registration_failures", v(registrationFailures)), ("rx_completions", v(receiveCompletions)),
+                ("registration_failures", v(registrationFailures)), ("zero_copy_fallbacks", v(zeroCopyFallbacks)), ("rx_completions", v(receiveCompletions)),
                 ("rx_segments", v(receiveSegments)), ("rx_enobufs", v(receiveBackpressure)),
                 ("comms_opened", v(commsOpened)), ("comms_closed", v(commsClosed)), ("comms_failed", v(commsFailed)),
                 ("threads_started", v(threadsStarted)), ("threads_joined", v(threadsJoined))]

@@ -6,7 +6,7 @@ struct NCCLCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nccl",
         abstract: "Check an NCCL network plugin (libnccl-net-netmem.so or any v11 plugin).",
-        subcommands: [NCCLCheckCommand.self, NCCLPeerCommand.self]
+        subcommands: [NCCLCheckCommand.self, NCCLPeerCommand.self, NCCLBenchPeerCommand.self]
     )
 }
 
