@@ -107,6 +107,9 @@ final class NCCLCheckSession {
     private var sendComms: [UnsafeMutableRawPointer?] = []
     private var recvComms: [UnsafeMutableRawPointer?] = []
     private var streams: [NCCLTrafficStream] = []
+    /// Set when a traffic case failed on either side: the comms' message order is then
+    /// unknown, so the later traffic cases are not run.
+    private var trafficBroken: String?
 
     /// Sizes of the sweep (the list; seeded random sizes are added).
     static let sweep = [0, 1, 7, 4095, 4096, 4097, 65536, (1 << 20) + 13, 16 << 20]
@@ -285,6 +288,7 @@ final class NCCLCheckSession {
 
     private func traffic(_ plan: [(UnsafeMutableRawPointer?, NCCLTrafficStream.Direction, [Int], [Int], UInt64)],
                          seconds: Double) throws -> String {
+        if let broken = trafficBroken { throw CaseFailure("not run: \(broken)") }
         var made: [NCCLTrafficStream] = []
         do throws(NCCLCallError) {
             for (i, p) in plan.enumerated() {
@@ -297,7 +301,15 @@ final class NCCLCheckSession {
         }
         streams += made
         let t0 = monotonicSeconds()
-        if let failure = NCCLTrafficStream.run(made, seconds: seconds) { throw CaseFailure(failure) }
+        let failure = NCCLTrafficStream.run(made, seconds: seconds) { [channel] in
+            channel.lookFor("FAILED") ? "stopped: the other process failed this case" : nil
+        }
+        if let failure {
+            // Tell the other side at once (it would otherwise wait out its deadline).
+            if !failure.hasPrefix("stopped:") { try? channel.send("FAILED") }
+            trafficBroken = "an earlier traffic case failed (\(failure.prefix(120)))"
+            throw CaseFailure(failure)
+        }
         let t = monotonicSeconds() - t0
         let received = made.filter { $0.direction == .receive }
         let n = received.reduce(0) { $0 + $1.completed }
@@ -508,20 +520,36 @@ final class NCCLCheckSession {
             }
             peer?.kill()
             let killed = monotonicSeconds()
+            let (sentAtKill, receivedAtKill) = (out.completed, inn.completed)
             out.limit = out.posted
             inn.limit = inn.posted
             let settled = NCCLTrafficStream.settleAfterPeerDeath([out, inn], seconds: 10)
-            let took = monotonicSeconds() - killed
             guard settled.unresolved == 0 else {
                 throw CaseFailure("\(settled.unresolved) requests neither failed nor finished 10 s after the peer was killed")
             }
-            guard let first = settled.errors.first else {
-                throw CaseFailure("no call reported an error after the peer was killed")
+            // Requests whose data was already on its way may finish, and TCP may still
+            // take a send or two before the peer's reset arrives; but sends and receives
+            // posted now must fail soon.
+            var errors = settled.errors
+            for stream in [out, inn] {
+                let deadline = killed + 10
+                while stream.callError == nil && monotonicSeconds() < deadline {
+                    if stream.posted >= stream.limit && stream.outstandingRequests == 0 { stream.limit = stream.posted + 1 }
+                    _ = stream.step()
+                    usleep(200)
+                }
+                let what = stream.direction == .send ? "an isend" : "an irecv"
+                guard let e = stream.callError else {
+                    throw CaseFailure("\(what) posted after the peer was killed did not fail within 10 s (\(stream.completed - (stream.direction == .send ? sentAtKill : receivedAtKill)) completed after the kill)")
+                }
+                errors.append(e)
             }
+            let took = monotonicSeconds() - killed
             let allowed = [Int32(CNM_NCCL_REMOTE_ERROR.rawValue), Int32(CNM_NCCL_SYSTEM_ERROR.rawValue)]
-            guard settled.errors.allSatisfy({ allowed.contains($0.code) }) else {
-                throw CaseFailure("after the peer died: \(settled.errors.map(\.description).joined(separator: ", ")); ncclRemoteError or ncclSystemError expected")
+            guard errors.allSatisfy({ allowed.contains($0.code) }) else {
+                throw CaseFailure("after the peer died: \(errors.map(\.description).joined(separator: ", ")); ncclRemoteError or ncclSystemError expected")
             }
+            let first = errors[0]
             released = true
             out.release()
             inn.release()
@@ -530,7 +558,7 @@ final class NCCLCheckSession {
             try plugin.closeListen(l)
             listeners = []
             _ = CapturedLog.take()
-            return "\(inn.completed) received before the kill; \(settled.errors.count) requests failed (\(first.resultName)) within \((took * 1000).rounded()) ms; closes succeeded"
+            return "\(receivedAtKill) received; after the kill \(settled.finished) in-flight requests finished, \(settled.errors.count) failed, and a new isend and irecv failed (\(first.description)), all within \((took * 1000).rounded()) ms; closes succeeded"
         }
     }
 
@@ -554,7 +582,11 @@ final class NCCLCheckSession {
     /// Meets the other process at `point`.
     private func sync(_ point: String) throws(NCCLCheckError) {
         try channel.send("SYNC \(point)")
-        let got = try channel.receive(seconds: Self.channelWait)
+        var got = try channel.receive(seconds: Self.channelWait)
+        while got == "FAILED" {
+            if trafficBroken == nil { trafficBroken = "the other process failed an earlier traffic case" }
+            got = try channel.receive(seconds: Self.channelWait)
+        }
         if got.hasPrefix("ABORT") { throw .peer(String(got.dropFirst(6))) }
         guard got == "SYNC \(point)" else { throw .peer("out of step: expected 'SYNC \(point)', got '\(got.prefix(120))'") }
     }
@@ -576,15 +608,17 @@ final class NCCLCheckSession {
 extension NCCLTrafficStream {
     /// After the peer died: tests every outstanding request of `streams` until each has
     /// finished or failed (at most `seconds`); returns the errors and how many are left.
-    static func settleAfterPeerDeath(_ streams: [NCCLTrafficStream], seconds: Double) -> (errors: [NCCLCallError], unresolved: Int) {
+    static func settleAfterPeerDeath(_ streams: [NCCLTrafficStream], seconds: Double) -> (errors: [NCCLCallError], unresolved: Int, finished: Int) {
         let deadline = monotonicSeconds() + seconds
         var errors: [NCCLCallError] = []
+        let before = streams.reduce(0) { $0 + $1.outstandingRequests }
         while monotonicSeconds() < deadline {
             var left = 0
             for s in streams { left += s.testOutstanding(into: &errors) }
-            if left == 0 { return (errors, 0) }
+            if left == 0 { return (errors, 0, before - errors.count) }
             usleep(1000)
         }
-        return (errors, streams.reduce(0) { $0 + $1.outstandingRequests })
+        let left = streams.reduce(0) { $0 + $1.outstandingRequests }
+        return (errors, left, before - left - errors.count)
     }
 }

@@ -52,6 +52,27 @@ final class NCCLControlChannel {
         }
     }
 
+    /// Reads what has arrived without waiting; true when a line that starts with `word`
+    /// is among it (that line is taken out).
+    func lookFor(_ word: String) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        if poll(&p, 1, 0) > 0 {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n > 0 { buffer.append(contentsOf: chunk[..<n]) }
+        }
+        var start = 0
+        while let nl = buffer[start...].firstIndex(of: 0x0A) {
+            let line = String(decoding: buffer[start..<nl], as: UTF8.self)
+            if line == word || line.hasPrefix(word + " ") {
+                buffer.removeSubrange(start...nl)
+                return true
+            }
+            start = nl + 1
+        }
+        return false
+    }
+
     /// Waits for a line starting with `word` and returns the rest of it.
     func expect(_ word: String, seconds: Double) throws(NCCLCheckError) -> String {
         let line = try receive(seconds: seconds)

@@ -162,7 +162,10 @@ final class NCCLTrafficStream {
                 continue
             }
             do throws(NCCLCallError) {
-                if try plugin.test(req) != nil {
+                if let size = try plugin.test(req) {
+                    verify(i, slots[i].message!, reported: size)
+                    completed += 1
+                    bytes += sizes[slots[i].message! % sizes.count]
                     slots[i].message = nil
                     slots[i].request = nil
                 }
@@ -218,10 +221,15 @@ final class NCCLTrafficStream {
 
     /// Steps every stream until all finish, one fails, or `seconds` pass (then the
     /// unfinished ones fail saying how far they got). Returns the first failure.
-    static func run(_ streams: [NCCLTrafficStream], seconds: Double) -> String? {
+    static func run(_ streams: [NCCLTrafficStream], seconds: Double, abandon: (() -> String?)? = nil) -> String? {
         let deadline = monotonicSeconds() + seconds
         var idle = 0
+        var lastLook = monotonicSeconds()
         while !streams.allSatisfy(\.finished) {
+            if let abandon, monotonicSeconds() - lastLook > 0.005 {
+                lastLook = monotonicSeconds()
+                if let why = abandon() { return why }
+            }
             var progress = false
             for s in streams where !s.finished { progress = s.step() || progress }
             if let f = streams.lazy.compactMap(\.failure).first { return f }

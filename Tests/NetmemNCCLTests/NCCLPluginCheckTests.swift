@@ -61,7 +61,8 @@ struct NCCLPluginCheckTests {
     @Test("the check refuses a library that is not a v11 plugin")
     func notAPlugin() throws {
         guard let (netmem, _) = NCCLTestSupport.binaries() else { return }
-        let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/usr/lib64/libc.so.6"]
+        let candidates: [String] = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/usr/lib64/libc.so.6"]
+        let libc = candidates
             .first { access($0, R_OK) == 0 }
         guard let libc else { print("SKIP: no libc.so.6 at a known path"); return }
         let report = try check(libc, netmem: netmem)
