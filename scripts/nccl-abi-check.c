@@ -132,6 +132,19 @@ int main(int argc, char **argv) {
     if (!net) { fprintf(stderr, "no ncclNetPlugin_v11 in %s\n", argv[1]); return 2; }
     alarm(120);
 
+    /* Fork before the plugin is used: like CUDA and NCCL, the plugin's state does not
+     * carry into a child process. */
+    int fds[2];
+    if (pipe(fds) != 0) return 2;
+    pid_t child = fork();
+    if (child == 0) {
+        unsigned char h[HANDLE_SIZE];
+        close(fds[1]);
+        if (read(fds[0], h, sizeof h) != (ssize_t)sizeof h) exit(3);
+        sender(net, h);
+    }
+    close(fds[0]);
+
     void *ctx = NULL, *listenComm = NULL, *comm = NULL;
     dev_handle_t *dh = NULL;
     unsigned char handle[HANDLE_SIZE] = {0};
@@ -144,17 +157,6 @@ int main(int argc, char **argv) {
     CHECK("getProperties", net->getProperties(0, &props));
     if (!(props.ptrSupport & PTR_HOST)) { fprintf(stderr, "device 0 does not take host memory\n"); return 2; }
     CHECK("listen", net->listen(ctx, 0, handle, &listenComm));
-
-    int fds[2];
-    if (pipe(fds) != 0) return 2;
-    pid_t child = fork();
-    if (child == 0) {
-        unsigned char h[HANDLE_SIZE];
-        close(fds[1]);
-        if (read(fds[0], h, sizeof h) != (ssize_t)sizeof h) exit(3);
-        sender(net, h);
-    }
-    close(fds[0]);
     if (write(fds[1], handle, sizeof handle) != (ssize_t)sizeof handle) return 2;
     close(fds[1]);
 
