@@ -3,33 +3,37 @@ import CNetmemNCCL
 import Glibc
 
 /// Parses one socket's stream on its receive thread: 48-byte frame headers (which may
-/// span received pieces) and data payloads, copied straight into the posted buffer of
-/// the message they belong to, at the offset the header names (with streaming stores:
-/// the buffer is read next by NCCL's copy to the GPU, not by this core).
+/// span received pieces) and data payloads, placed (copied, on the host path) into the
+/// posted buffer of the message they belong to, at the offset the header names.
 final class NCCLFrameReader {
     let crc: Bool
+    let placement: any NCCLPayloadPlacement
     var broken = false
     private var header = [UInt8](repeating: 0, count: NCCLWireFrame.size)
     private var headerFill = 0
     /// The data piece being received.
     private var request: NCCLRequest?
-    private var destination: UnsafeMutableRawPointer?
+    /// Where the next payload byte goes in the message.
+    private var offset = 0
     private var left = 0
     private var expectedCRC: UInt32?
     private var runningCRC: UInt32 = 0
     private var pieceLength = 0
 
-    init(crc: Bool) { self.crc = crc }
+    init(crc: Bool, placement: any NCCLPayloadPlacement = NCCLHostCopy()) {
+        self.crc = crc
+        self.placement = placement
+    }
 
     func consume(_ bytes: UnsafeRawBufferPointer, comm: NCCLRecvComm) throws(NCCLError) {
         var at = 0
         while at < bytes.count {
             if left > 0 {
                 let n = min(left, bytes.count - at)
-                let src = bytes.baseAddress! + at
-                cnm_nccl_copy_streaming(destination!, src, n)
-                if expectedCRC != nil { runningCRC = cnm_crc32c(runningCRC, src, n) }
-                destination! += n
+                let piece = UnsafeRawBufferPointer(rebasing: bytes[at..<at + n])
+                placement.place(piece, into: request!, at: offset)
+                if expectedCRC != nil { runningCRC = cnm_crc32c(runningCRC, piece.baseAddress, n) }
+                offset += n
                 left -= n
                 at += n
                 if left == 0 { try pieceDone(comm) }
@@ -69,7 +73,7 @@ final class NCCLFrameReader {
                 throw NCCLError(.remote, "message \(sequence): pieces disagree on its size (\(known) and \(total))")
             }
             request = r
-            destination = r.data.map { $0 + Int(offset) }
+            self.offset = Int(offset)
             left = length
             pieceLength = length
             expectedCRC = crc
@@ -86,7 +90,6 @@ final class NCCLFrameReader {
     private func pieceDone(_ comm: NCCLRecvComm) throws(NCCLError) {
         guard let r = request else { return }
         request = nil
-        destination = nil
         if let expected = expectedCRC, expected != runningCRC {
             throw NCCLError(.remote, "message \(r.sequence): payload CRC-32C 0x\(String(runningCRC, radix: 16)) differs from the sender's 0x\(String(expected, radix: 16))")
         }

@@ -31,6 +31,7 @@ final class NCCLReceiveEngine: @unchecked Sendable {
     }
 
     private let receiver: StreamReceiver
+    private var sockets: [FileDescriptor]
     private var thread: NCCLThread?
 
     /// Sets up the pool and the receiver for `sockets` (connected TCP sockets the engine
@@ -44,10 +45,15 @@ final class NCCLReceiveEngine: @unchecked Sendable {
             for s in sockets { _ = try? s.close() }
             throw NCCLError(.system, "receive engine (\(buffers) × \(chunkSize) B): \(error)")
         }
-        for s in sockets { receiver.adopt(s) }
+        self.sockets = sockets
     }
 
-    /// Starts the receive thread; `handler` gets every event on it.
+    deinit {
+        for s in sockets { _ = try? s.close() }  // never started: the sockets are still ours
+    }
+
+    /// Starts the receive thread; `handler` gets every event on it. The receiver owns the
+    /// sockets from then on.
     func start(name: String, _ handler: @escaping (Event) -> Void) throws(NCCLError) {
         let receiver = self.receiver
         thread = try NCCLThread(name: name) {
@@ -71,6 +77,8 @@ final class NCCLReceiveEngine: @unchecked Sendable {
             }
             receiver.pool.destroy()
         }
+        for s in sockets { receiver.adopt(s) }
+        sockets = []
     }
 
     /// Ends the receive loop (closing the sockets) and joins its thread.

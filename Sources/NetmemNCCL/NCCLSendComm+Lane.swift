@@ -117,6 +117,8 @@ final class NCCLSendLane: @unchecked Sendable {
             finishNotified(&state)
         }
         state.publish()
+        let s = state.sender.statistics
+        comm.context.log(.info, "\(comm.label) socket \(index): \(s.sends) sends, \(s.zeroCopySends) zero-copy (\(s.fixedBufferSends) from registered buffers), \(s.copiedByKernel) of \(s.notifications) notified copied by the kernel anyway")
         drainFailed()
     }
 
