@@ -11,6 +11,8 @@ class NCCLComm: @unchecked Sendable {
     let label: String
     private(set) var requests: NCCLRequestPool!
     private let failure = Mutex<NCCLError?>(nil)
+    /// Whether the first error was the peer's orderly close with nothing outstanding.
+    private let closedByPeer = Atomic<Bool>(false)
     /// Memory registered with `regMr`; the generation changes with every change.
     let regions = Mutex<[NCCLMemoryRegion]>([])
     let regionGeneration = Atomic<UInt64>(0)
@@ -35,9 +37,15 @@ class NCCLComm: @unchecked Sendable {
             f = error
             return true
         }
-        if first { context.log(quietly ? .info : .warn, "\(label): \(error.message)") }
+        if first {
+            closedByPeer.store(quietly, ordering: .relaxed)
+            context.log(quietly ? .info : .warn, "\(label): \(error.message)")
+        }
         requests.failAll(failure.withLockChecked { $0! })
     }
+
+    /// Whether the comm failed for a reason other than the peer's orderly close.
+    var failedBadly: Bool { error != nil && !closedByPeer.load(ordering: .relaxed) }
 
     /// Throws the comm's error if it failed.
     func checkHealthy() throws(NCCLError) {

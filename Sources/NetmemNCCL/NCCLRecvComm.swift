@@ -111,7 +111,7 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
         }
         _ = try? creditSocket.close()
         NCCLStatistics.shared.commsClosed.add(1, ordering: .relaxed)
-        if error != nil { NCCLStatistics.shared.commsFailed.add(1, ordering: .relaxed) }
+        if failedBadly { NCCLStatistics.shared.commsFailed.add(1, ordering: .relaxed) }
     }
 
     // MARK: RX thread

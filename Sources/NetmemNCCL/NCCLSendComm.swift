@@ -163,6 +163,6 @@ final class NCCLSendComm: NCCLComm, @unchecked Sendable {
         for lane in lanes { lane.join() }
         for s in sockets { _ = try? s.close() }
         NCCLStatistics.shared.commsClosed.add(1, ordering: .relaxed)
-        if error != nil { NCCLStatistics.shared.commsFailed.add(1, ordering: .relaxed) }
+        if failedBadly { NCCLStatistics.shared.commsFailed.add(1, ordering: .relaxed) }
     }
 }
