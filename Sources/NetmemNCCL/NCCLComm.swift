@@ -44,6 +44,12 @@ class NCCLComm: @unchecked Sendable {
         requests.failAll(failure.withLockChecked { $0! })
     }
 
+    /// Non-blocking housekeeping from `test` (reading or writing credits); throws the
+    /// comm's error once it failed.
+    func progress() throws(NCCLError) {
+        try checkHealthy()
+    }
+
     /// Whether the comm failed for a reason other than the peer's orderly close.
     var failedBadly: Bool { error != nil && !closedByPeer.load(ordering: .relaxed) }
 

@@ -210,7 +210,13 @@ func netmem_nccl_iflush(_ recvComm: UnsafeMutableRawPointer?, _ n: Int32, _ data
 func netmem_nccl_test(_ requestPtr: UnsafeMutableRawPointer?, _ done: UnsafeMutablePointer<Int32>?,
                       _ sizes: UnsafeMutablePointer<Int32>?) -> cnm_nccl_result_t {
     guard let requestPtr, let done else { return CNM_NCCL_INVALID_ARGUMENT }
-    let r = NCCLRequest.from(requestPtr)
+    // NCCL polls this in a tight loop: no reference counting on the way.
+    return Unmanaged<NCCLRequest>.fromOpaque(requestPtr)._withUnsafeGuaranteedRef { r in
+        test(r, done, sizes)
+    }
+}
+
+private func test(_ r: NCCLRequest, _ done: UnsafeMutablePointer<Int32>, _ sizes: UnsafeMutablePointer<Int32>?) -> cnm_nccl_result_t {
     done.pointee = 0
     switch NCCLRequest.State(rawValue: r.state.load(ordering: .acquiring)) {
     case .done:
@@ -224,13 +230,12 @@ func netmem_nccl_test(_ requestPtr: UnsafeMutableRawPointer?, _ done: UnsafeMuta
         r.comm.context.log(.warn, "test: \(e.message)")
         return e.result
     case .posted, .failing:
-        let comm = r.comm
         do throws(NCCLError) {
-            if let s = comm as? NCCLSendComm { try s.progress() } else if let rc = comm as? NCCLRecvComm { try rc.progress() }
+            try r.comm.progress()
         } catch {
             // The comm failed: this request failed with it (reported on this call).
             if r.state.load(ordering: .acquiring) == NCCLRequest.State.failed.rawValue {
-                return netmem_nccl_test(requestPtr, done, sizes)
+                return test(r, done, sizes)
             }
         }
         return CNM_NCCL_SUCCESS

@@ -84,7 +84,7 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
     }
 
     /// Writes credits the socket could not take before; from `test` and `irecv`.
-    func progress() throws(NCCLError) {
+    override func progress() throws(NCCLError) {
         try checkHealthy()
         try proxy.withLockChecked { st throws(NCCLError) in try flushCredits(&st) }
     }

@@ -18,8 +18,9 @@ final class NCCLRequest: @unchecked Sendable {
     }
 
     let kind: Kind
-    /// The comm it belongs to (which outlives its requests).
-    unowned let comm: NCCLComm
+    /// The comm it belongs to. The comm owns its requests and outlives them, so no
+    /// reference count is kept (`test` runs in NCCL's polling loop).
+    unowned(unsafe) let comm: NCCLComm
     let state = Atomic<UInt32>(State.free.rawValue)
 
     // Written by the poster before the request is published.

@@ -95,7 +95,7 @@ final class NCCLSendComm: NCCLComm, @unchecked Sendable {
     /// Reads credits (and notices a dead peer) without waiting; from `test`, which NCCL
     /// calls in a tight loop: at most one read every 50 µs. (The lanes notice a dead peer
     /// on their own when they send.)
-    func progress() throws(NCCLError) {
+    override func progress() throws(NCCLError) {
         try checkHealthy()
         try proxy.withLockChecked { st throws(NCCLError) in
             let now = cnm_now_ns()
