@@ -107,6 +107,9 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
         closing.store(true, ordering: .releasing)
         for e in engines {
             e.stop()
+            let s = e.statistics
+            NCCLStatistics.shared.receiveCompletions.add(s.completions, ordering: .relaxed)
+            NCCLStatistics.shared.receiveBackpressure.add(s.enobufs, ordering: .relaxed)
             NCCLStatistics.shared.threadsJoined.add(1, ordering: .relaxed)
         }
         _ = try? creditSocket.close()

@@ -18,6 +18,7 @@ final class NCCLStatistics: Sendable {
     let registrationFailures = Atomic<Int>(0)
     /// Sockets that stopped SEND_ZC because the kernel copied every send (`auto`).
     let zeroCopyFallbacks = Atomic<Int>(0)
+    /// Receive completions and ENOBUFS pauses of closed comms' receive engines.
     let receiveCompletions = Atomic<Int>(0)
     let receiveSegments = Atomic<Int>(0)
     let receiveBackpressure = Atomic<Int>(0)
