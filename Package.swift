@@ -1,6 +1,15 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+/// How libnccl-net-netmem.so is linked: the Swift runtime statically (the library loads
+/// into processes without a Swift toolchain), only the plugin symbols exported, and
+/// never unloaded (NCCL may dlclose it; a Swift runtime cannot be unmapped safely).
+let ncclPluginLinkFlags = [
+    "-static-stdlib",
+    "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/CNetmemNCCLExports/netmem-nccl.map",
+    "-Xlinker", "-z", "-Xlinker", "nodelete",
+]
+
 // Layers (an arrow only points down):
 //   netmem (CLI) → NetmemURing / NetmemXDP / NetmemKernel → NetmemDevice → Netmem → CNetmemLinux
 let package = Package(
@@ -17,6 +26,9 @@ let package = Package(
         .executable(name: "example-receive", targets: ["example-receive"]),
         .executable(name: "example-framed", targets: ["example-framed"]),
         .executable(name: "example-load", targets: ["example-load"]),
+        // The NCCL network plugin: `swift build -c release --product nccl-net-netmem`
+        // builds .build/release/libnccl-net-netmem.so (Swift runtime linked in statically).
+        .library(name: "nccl-net-netmem", type: .dynamic, targets: ["CNetmemNCCLExports", "NetmemNCCL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
@@ -129,11 +141,37 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The NCCL network-plugin ABI (struct layouts, constants, logger calls).
+        .target(name: "CNetmemNCCL"),
+        // The plugin's exported tables (ncclNetPlugin_v11/_v10/_v9) over NetmemNCCL's
+        // entry points; its link settings make the shared library self-contained.
+        .target(
+            name: "CNetmemNCCLExports",
+            dependencies: ["CNetmemNCCL"],
+            exclude: ["netmem-nccl.map"],
+            linkerSettings: [.unsafeFlags(ncclPluginLinkFlags)]
+        ),
+        // The NCCL network plugin: comms over io_uring (ZeroCopySender, StreamReceiver).
+        .target(
+            name: "NetmemNCCL",
+            dependencies: [
+                "NetmemURing", "NetmemFraming", "NetmemDevice", "Netmem", "CNetmemLinux", "CNetmemNCCL",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Drives any NCCL net plugin (dlopen) as NCCL does: `netmem nccl check`, `netmem bench nccl`.
+        .target(
+            name: "NetmemNCCLCheck",
+            dependencies: [
+                "Netmem", "CNetmemLinux", "CNetmemNCCL",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .executableTarget(
             name: "netmem",
             dependencies: [
                 "Netmem", "NetmemDevice", "NetmemFraming", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
-                "NetmemSession", "NetmemMetrics", "NetmemBench", "CNetmemMallocCounter",
+                "NetmemSession", "NetmemMetrics", "NetmemBench", "NetmemNCCLCheck", "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 "NetmemSHA256",
@@ -180,6 +218,11 @@ let package = Package(
         .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(
+            name: "NetmemNCCLTests",
+            dependencies: ["NetmemNCCL", "NetmemNCCLCheck", "CNetmemNCCL", "Netmem", "NetmemTestSupport"],
+            exclude: ["Fixtures"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
