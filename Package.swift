@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "NetmemXDP", targets: ["NetmemXDP"]),
         .library(name: "NetmemKernel", targets: ["NetmemKernel"]),
         .library(name: "NetmemGPU", targets: ["NetmemGPU"]),
+        .library(name: "NetmemGPUStandIn", targets: ["NetmemGPUStandIn"]),
         .executable(name: "netmem", targets: ["netmem"]),
         .executable(name: "example-receive", targets: ["example-receive"]),
         .executable(name: "example-framed", targets: ["example-framed"]),
@@ -91,6 +92,13 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // A GPU driver on host memory, with fault injection: runs the GPU paths without a
+        // GPU (tests, `--provider cuda:standin`). A test double, apart from NetmemGPU.
+        .target(
+            name: "NetmemGPUStandIn",
+            dependencies: ["NetmemGPU", "NetmemDevice", "Netmem", "CNetmemLinux",
+                           .product(name: "SystemPackage", package: "swift-system")]
         ),
         // The receive session a library user embeds: memory, pool, receiver, framing, the
         // RX thread and the async API; the framed sender.
@@ -171,7 +179,7 @@ let package = Package(
             name: "netmem",
             dependencies: [
                 "Netmem", "NetmemDevice", "NetmemFraming", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
-                "NetmemSession", "NetmemMetrics", "NetmemBench", "NetmemNCCLCheck", "CNetmemMallocCounter",
+                "NetmemSession", "NetmemMetrics", "NetmemBench", "NetmemNCCLCheck", "NetmemGPUStandIn", "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 "NetmemSHA256",
@@ -216,7 +224,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
-        .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemGPUStandIn", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(
             name: "NetmemNCCLTests",

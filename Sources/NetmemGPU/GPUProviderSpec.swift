@@ -33,11 +33,16 @@ public struct GPUProviderSpec: Sendable, Equatable, CustomStringConvertible {
         self.init(backend: .cuda, device: n)
     }
 
-    /// Opens the driver this spec names (`CUDADriver` errors say what is missing).
+    /// Opens the CUDA driver for this spec's device (`CUDADriver` errors say what is
+    /// missing). The stand-in is a test double in its own module (NetmemGPUStandIn): a
+    /// program that offers `cuda:standin` makes a `HostStandInDriver` itself.
+    ///
+    /// - Throws: `GPUError` when the CUDA driver or device is missing, or for `standIn`.
     public func makeDriver(requireDmaBuf: Bool = false) throws(GPUError) -> any GPUDriver {
         switch backend {
         case .cuda: return try CUDADriver(device: device, requireDmaBuf: requireDmaBuf)
-        case .standIn: return HostStandInDriver()
+        case .standIn:
+            throw .invalidArgument("cuda:standin is the host stand-in of module NetmemGPUStandIn; make a HostStandInDriver")
         }
     }
 

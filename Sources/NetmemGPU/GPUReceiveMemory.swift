@@ -13,7 +13,6 @@ import NetmemDevice
 /// A receive session uses `provider`, `regions` and `makePool`; a consumer of its
 /// messages uses `makeConsumer()`.
 public final class GPUReceiveMemory: @unchecked Sendable {
-    public let spec: GPUProviderSpec
     public let landing: GPULanding
     public let driver: any GPUDriver
     /// The page pool's provider.
@@ -36,11 +35,10 @@ public final class GPUReceiveMemory: @unchecked Sendable {
     ///
     /// - Throws: `GPUError` when the driver, the device or its memory is missing, or the
     ///   chunk size does not suit the landing.
-    public init(spec: GPUProviderSpec, landing: GPULanding, chunkSize: Int, chunkCount: Int, maxMessage: Int,
+    public init(driver: any GPUDriver, landing: GPULanding, chunkSize: Int, chunkCount: Int, maxMessage: Int,
                 inFlight: Int = 8) throws(GPUError) {
-        self.spec = spec
         self.landing = landing
-        driver = try spec.makeDriver()
+        self.driver = driver
         slotSize = (max(maxMessage, chunkSize) + 4095) & ~4095
         slots = inFlight
         deviceRegion = try DeviceMemoryRegion.gpu(driver: driver, size: slotSize * inFlight, exportDmaBuf: false)
@@ -89,7 +87,7 @@ public final class GPUReceiveMemory: @unchecked Sendable {
     }
 
     public var description: String {
-        "\(spec) (\(driver.deviceName)), \(landing.rawValue) landing, device memory \(deviceRegion.size) bytes"
+        "\(driver.kind) \(driver.deviceName), \(landing.rawValue) landing, device memory \(deviceRegion.size) bytes"
     }
 }
 

@@ -4,14 +4,14 @@ import SystemPackage
 
 /// A mapped memfd: the host memory behind the stand-in driver's "device" allocations and
 /// behind pinned host regions. Owns the fd and the mapping.
-final class HostMemfd: @unchecked Sendable {
-    let fd: Int32
-    let base: UnsafeMutableRawPointer
-    let length: Int
+package final class HostMemfd: @unchecked Sendable {
+    package let fd: Int32
+    package let base: UnsafeMutableRawPointer
+    package let length: Int
 
     /// A `length`-byte memfd, mapped read-write and shared. Mirrors `memfd_create(2)` +
     /// `ftruncate(2)` + `mmap(2)`.
-    init(name: String, length: Int) throws(GPUError) {
+    package init(name: String, length: Int) throws(GPUError) {
         guard length > 0 else { throw .invalidArgument("memory of \(length) bytes") }
         let fd = cnm_memfd_create(name, CNM_MFD_CLOEXEC | CNM_MFD_ALLOW_SEALING)
         guard fd >= 0 else { throw .region(.system("memfd_create", Errno(rawValue: -fd))) }
@@ -31,7 +31,7 @@ final class HostMemfd: @unchecked Sendable {
     }
 
     /// A duplicate of the fd the caller owns. Mirrors `fcntl(F_DUPFD_CLOEXEC)`.
-    func duplicate() throws(GPUError) -> FileDescriptor {
+    package func duplicate() throws(GPUError) -> FileDescriptor {
         let d = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         guard d >= 0 else { throw .region(.system("fcntl(F_DUPFD_CLOEXEC)", Errno(rawValue: errno))) }
         return FileDescriptor(rawValue: d)
@@ -45,4 +45,4 @@ final class HostMemfd: @unchecked Sendable {
 
 /// Rounds `n` up to a multiple of `alignment` (a power of two).
 @inline(__always)
-func roundUp(_ n: Int, _ alignment: Int) -> Int { (n + alignment - 1) & ~(alignment - 1) }
+package func roundUp(_ n: Int, _ alignment: Int) -> Int { (n + alignment - 1) & ~(alignment - 1) }

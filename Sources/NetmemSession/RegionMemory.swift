@@ -5,7 +5,7 @@ import Synchronization
 import SystemPackage
 
 /// Which memory received data lands in.
-public enum MemoryKind: Sendable, Equatable, CustomStringConvertible {
+public enum MemoryKind: Sendable, CustomStringConvertible {
     /// Anonymous host pages (`HostPageProvider`).
     case host
     /// 2 MiB huge pages (`HugePageProvider`), falling back to transparent huge pages
@@ -17,9 +17,10 @@ public enum MemoryKind: Sendable, Equatable, CustomStringConvertible {
     /// bound through a `DevmemBinding` to a virtual loopback queue, as a dma-buf is
     /// bound to a NIC queue.
     case memfdRegion
-    /// GPU memory: received data lands in pinned host memory the GPU reads in place,
-    /// or in host chunks copied to the GPU (`landing`); see `GPUReceiveMemory`.
-    case gpu(GPUProviderSpec, GPULanding)
+    /// GPU memory of `driver` (a `CUDADriver`, or a stand-in): received data lands in
+    /// pinned host memory the GPU reads in place, or in host chunks copied to the GPU
+    /// (`landing`); see `GPUReceiveMemory`.
+    case gpu(any GPUDriver, GPULanding)
 
     public var description: String {
         switch self {
@@ -27,7 +28,7 @@ public enum MemoryKind: Sendable, Equatable, CustomStringConvertible {
         case .hugePages: return "hugepage"
         case .sharedMemory: return "shared memfd"
         case .memfdRegion: return "memfd region"
-        case let .gpu(spec, landing): return "\(spec) (\(landing) landing)"
+        case let .gpu(driver, landing): return "\(driver.kind) \(driver.deviceName) (\(landing) landing)"
         }
     }
 }
@@ -113,9 +114,9 @@ public struct RegionMemory: Sendable {
             } catch {
                 throw .region(error)
             }
-        case let .gpu(spec, landing):
+        case let .gpu(driver, landing):
             do throws(GPUError) {
-                let memory = try GPUReceiveMemory(spec: spec, landing: landing, chunkSize: chunkSize,
+                let memory = try GPUReceiveMemory(driver: driver, landing: landing, chunkSize: chunkSize,
                                                   chunkCount: chunks, maxMessage: maxMessage)
                 return RegionMemory(provider: memory.provider, pool: try memory.makePool(poolSize: chunks),
                                    regions: memory.regions, binding: memory.binding, gpu: memory)

@@ -39,7 +39,7 @@ struct BenchRxCommand: AsyncParsableCommand {
     func run() async throws {
         CLIStopSignal.install()
         var configuration = ReceiveSession.Configuration()
-        configuration.memory = CLIMemoryProvider.standard(provider).sessionMemory(landing: .pinned)
+        configuration.memory = try CLIMemoryProvider.standard(provider).sessionMemory(landing: .pinned)
         configuration.chunkSize = chunk.bytes
         configuration.bufferCount = buffers
         configuration.name = "bench"

@@ -4,6 +4,7 @@ import Glibc
 import Netmem
 import NetmemDevice
 import NetmemGPU
+import NetmemGPUStandIn
 import NetmemKernel
 import NetmemSession
 import NetmemURing
@@ -51,13 +52,24 @@ enum CLIMemoryProvider: ExpressibleByArgument, Sendable, Equatable, CustomString
         return nil
     }
 
-    /// The receive session's memory for this provider.
-    func sessionMemory(landing: CLIGPULanding) -> ReceiveSession.Memory {
+    /// The receive session's memory for this provider (opening the GPU driver).
+    func sessionMemory(landing: CLIGPULanding) throws -> ReceiveSession.Memory {
         switch self {
         case .standard(.host): return .host
         case .standard(.hugepage): return .hugePages
         case .standard(.memfd): return .memfdRegion
-        case let .gpu(spec): return .gpu(spec, landing.landing)
+        case let .gpu(spec): return .gpu(try CLIGPU.driver(spec), landing.landing)
+        }
+    }
+}
+
+/// The GPU driver a `--provider cuda…` value names: CUDA, or the host stand-in (a test
+/// double of its own module, which only the command line and tests link).
+enum CLIGPU {
+    static func driver(_ spec: GPUProviderSpec) throws -> any GPUDriver {
+        switch spec.backend {
+        case .standIn: return HostStandInDriver()
+        case .cuda: return try spec.makeDriver()
         }
     }
 }
@@ -78,7 +90,7 @@ enum CLIGPULoad {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw CLIError("'\(file)' is not a regular file") }
         let size = Int(st.st_size)
         guard size > 0 else { throw CLIError("'\(file)' is empty") }
-        let driver = try spec.makeDriver()
+        let driver = try CLIGPU.driver(spec)
         let region = try DeviceMemoryRegion.gpu(driver: driver, size: size, exportDmaBuf: driver.supportsDmaBufExport)
         let chunks = (size + chunkSize - 1) / chunkSize
         let host = try RegionMemory(kind: .host, chunkSize: chunkSize, chunkCount: chunks, name: "load gpu")
@@ -144,7 +156,7 @@ enum CLIGPUDoctor {
 /// `netmem bench gpu`-style numbers: unpack and bounce GB/s on the given provider.
 enum CLIGPUBench {
     static func run(spec: GPUProviderSpec, messageSize: Int, fragmentSize: Int, totalBytes: Int, inFlight: Int) throws -> [GPUBench.Result] {
-        let driver = try spec.makeDriver()
+        let driver = try CLIGPU.driver(spec)
         let p = GPUBench.Parameters(messageSize: messageSize, fragmentSize: fragmentSize, totalBytes: totalBytes, inFlight: inFlight)
         return [try GPUBench.unpack(driver: driver, p), try GPUBench.bounce(driver: driver, p)]
     }

@@ -69,7 +69,7 @@ struct DemoCommand: ParsableCommand {
         let logger = CLILogging.bootstrap()
         CLIStopSignal.install()
         var configuration = ReceiveSession.Configuration(listen: try SocketAddress(parsing: "127.0.0.1:0"),
-                                                         memory: provider.sessionMemory(landing: gpuLanding ?? .pinned),
+                                                         memory: try provider.sessionMemory(landing: gpuLanding ?? .pinned),
                                                          mode: .framed(maxPayload: messageSize.bytes))
         configuration.chunkSize = chunk.bytes
         configuration.bufferCount = buffers

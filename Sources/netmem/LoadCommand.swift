@@ -52,7 +52,7 @@ struct LoadCommand: ParsableCommand {
         let memory: RegionMemory
         do {
             // memfd here is a shared memfd (any chunk size), not a bound region.
-            let kind: MemoryKind = provider == .standard(.memfd) ? .sharedMemory : provider.sessionMemory(landing: .pinned)
+            let kind: MemoryKind = provider == .standard(.memfd) ? .sharedMemory : try provider.sessionMemory(landing: .pinned)
             memory = try RegionMemory(kind: kind, chunkSize: chunk.bytes,
                                       chunkCount: chunks, name: "load")
         } catch { throw CLIError("\(error)") }

@@ -82,7 +82,7 @@ struct RecvCommand: ParsableCommand {
         let logger = CLILogging.bootstrap(verbose: verbose)
         CLIStopSignal.install()
         var configuration = ReceiveSession.Configuration(listen: try parseAddress(listen),
-                                                         memory: provider.sessionMemory(landing: gpuLanding ?? .pinned))
+                                                         memory: try provider.sessionMemory(landing: gpuLanding ?? .pinned))
         configuration.chunkSize = chunk.bytes
         configuration.bufferCount = buffers
         configuration.segments = segments

@@ -2,6 +2,7 @@ import Glibc
 import Netmem
 import NetmemDevice
 @testable import NetmemGPU
+import NetmemGPUStandIn
 import Testing
 
 @Suite struct ExporterTests {

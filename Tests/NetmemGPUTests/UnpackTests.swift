@@ -2,6 +2,7 @@ import Glibc
 import Netmem
 import NetmemDevice
 @testable import NetmemGPU
+import NetmemGPUStandIn
 import Testing
 
 /// A device region bound to a queue with a pool and a consumer, as devmem TCP lands

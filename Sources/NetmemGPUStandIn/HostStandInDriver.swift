@@ -1,4 +1,5 @@
 import Netmem
+import NetmemGPU
 import CNetmemLinux
 import Glibc
 import Synchronization
