@@ -10,14 +10,30 @@ let ncclPluginLinkFlags = [
     "-Xlinker", "-z", "-Xlinker", "nodelete",
 ]
 
-// Layers (an arrow only points down):
-//   netmem (CLI) → NetmemURing / NetmemXDP / NetmemKernel → NetmemDevice → Netmem → CNetmemLinux
+// Layers (an arrow only points down; each module depends only on modules below it):
+//
+//   netmem (CLI), example-receive, example-framed, example-load
+//   nccl-net-netmem (CNetmemNCCLExports + NetmemNCCL)     NetmemNCCLCheck
+//   NetmemMetrics  NetmemServiceLifecycle  NetmemBench (engines of `netmem bench`)
+//   NetmemSession                         the receive session, RegionMemory, StreamSender
+//   NetmemURing  NetmemXDP  NetmemKernel  NetmemGPU (+ NetmemGPUStandIn, a test double)
+//   NetmemFraming                         frame header, parser, writer, CRC-32C
+//   NetmemDevice                          regions, bindings, region maps, tokens, messages
+//   Netmem                                refs, areas, providers, the page pool
+//   CNetmemLinux  CNetmemNCCL             kernel and NCCL ABI, thin wrappers
+//   NetmemSHA256  CNetmemMallocCounter    digests for tools and tests; bench allocation counts
+//
+// Linux only: io_uring, AF_XDP, netlink and memfd are Linux interfaces. SwiftPM has no
+// way to say so, so no platforms line claims anything else.
 let package = Package(
     name: "netmem",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Netmem", targets: ["Netmem"]),
         .library(name: "NetmemDevice", targets: ["NetmemDevice"]),
+        .library(name: "NetmemFraming", targets: ["NetmemFraming"]),
+        .library(name: "NetmemSession", targets: ["NetmemSession"]),
+        .library(name: "NetmemMetrics", targets: ["NetmemMetrics"]),
+        .library(name: "NetmemServiceLifecycle", targets: ["NetmemServiceLifecycle"]),
         .library(name: "NetmemURing", targets: ["NetmemURing"]),
         .library(name: "NetmemXDP", targets: ["NetmemXDP"]),
         .library(name: "NetmemKernel", targets: ["NetmemKernel"]),
@@ -62,7 +78,6 @@ let package = Package(
             dependencies: [
                 "Netmem", "CNetmemLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The frame format: header, parser, writer, CRC-32C. No transport.
@@ -82,7 +97,6 @@ let package = Package(
             dependencies: [
                 "NetmemDevice", "Netmem", "CNetmemLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -90,7 +104,6 @@ let package = Package(
             dependencies: [
                 "NetmemDevice", "Netmem", "CNetmemLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // A GPU driver on host memory, with fault injection: runs the GPU paths without a
@@ -146,7 +159,6 @@ let package = Package(
             dependencies: [
                 "NetmemDevice", "Netmem", "CNetmemLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The NCCL network-plugin ABI (struct layouts, constants, logger calls).

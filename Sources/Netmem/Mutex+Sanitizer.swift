@@ -7,7 +7,7 @@ extension Mutex where Value: ~Copyable {
     /// every access the lock protects is reported as a race. In normal builds it costs two
     /// calls to empty functions; use it for every lock in Netmem.
     @inlinable
-    public borrowing func withLockChecked<Result: ~Copyable, E: Error>(
+    package borrowing func withLockChecked<Result: ~Copyable, E: Error>(
         _ body: (inout sending Value) throws(E) -> sending Result
     ) throws(E) -> sending Result {
         // The lock's own address identifies it; taking it touches nothing the lock

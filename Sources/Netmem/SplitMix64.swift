@@ -1,10 +1,10 @@
 /// A small seeded generator (SplitMix64) so benchmarks and randomized tests can be
 /// replayed from the seed they print. Not for anything that needs unpredictability.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
+package struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
-    public init(seed: UInt64) { state = seed }
+    package init(seed: UInt64) { state = seed }
 
-    public mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -13,7 +13,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     }
 
     /// `n` bytes from the generator.
-    public mutating func bytes(_ n: Int) -> [UInt8] {
+    package mutating func bytes(_ n: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: n)
         var i = 0
         while i < n {

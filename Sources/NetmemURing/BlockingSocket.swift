@@ -4,7 +4,7 @@ import SystemPackage
 
 /// Plain blocking TCP socket calls (named apart from the io_uring paths' `TCPSocket`), for senders, listeners, the metrics responder and the baseline receiver.
 /// Each converts errno to `Errno` once and retries EINTR.
-public enum BlockingSocket {
+package enum BlockingSocket {
     /// Runs a call that returns -1 with errno set, retrying EINTR.
     @inline(__always)
     static func retrying<T: FixedWidthInteger>(_ body: () -> T) throws(Errno) -> T {
@@ -17,7 +17,7 @@ public enum BlockingSocket {
     }
 
     /// The system's largest accept backlog (`net.core.somaxconn`), 4096 when unreadable.
-    public static var maximumBacklog: Int32 {
+    package static var maximumBacklog: Int32 {
         let fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return 4096 }
         defer { close(fd) }
@@ -31,7 +31,7 @@ public enum BlockingSocket {
     /// A listening TCP socket (SO_REUSEADDR). Mirrors `socket(2)` + `bind(2)` + `listen(2)`.
     /// `backlog` nil takes the system maximum (`maximumBacklog`), so bursts of connects
     /// never wait for a SYN retransmit.
-    public static func listen(on address: SocketAddress, backlog: Int32? = nil) throws(Errno) -> FileDescriptor {
+    package static func listen(on address: SocketAddress, backlog: Int32? = nil) throws(Errno) -> FileDescriptor {
         let backlog = backlog ?? maximumBacklog
         let fd = try retrying { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do throws(Errno) {
@@ -52,7 +52,7 @@ public enum BlockingSocket {
     }
 
     /// A connected TCP socket (TCP_NODELAY off). Mirrors `socket(2)` + `connect(2)`.
-    public static func connect(to address: SocketAddress) throws(Errno) -> FileDescriptor {
+    package static func connect(to address: SocketAddress) throws(Errno) -> FileDescriptor {
         let fd = try retrying { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         var storage = address.sockaddrStorage()
         let r = withUnsafePointer(to: &storage) {
@@ -68,14 +68,14 @@ public enum BlockingSocket {
 
     /// Mirrors `accept4(2)` with `SOCK_CLOEXEC` (close-on-exec from the start, so a fork
     /// in another thread never inherits it).
-    public static func accept(_ listener: FileDescriptor) throws(Errno) -> FileDescriptor {
+    package static func accept(_ listener: FileDescriptor) throws(Errno) -> FileDescriptor {
         let fd = try retrying { cnm_accept_cloexec(listener.rawValue) }
         return FileDescriptor(rawValue: fd)
     }
 
     /// The address a socket is bound to (to learn the port the kernel picked for port 0).
     /// Mirrors `getsockname(2)`.
-    public static func localAddress(of socket: FileDescriptor) throws(Errno) -> SocketAddress {
+    package static func localAddress(of socket: FileDescriptor) throws(Errno) -> SocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = try retrying {
@@ -87,7 +87,7 @@ public enum BlockingSocket {
     }
 
     /// Sends all of `bytes`. Mirrors `send(2)` in a loop.
-    public static func sendAll(_ socket: FileDescriptor, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
+    package static func sendAll(_ socket: FileDescriptor, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
         var done = 0
         while done < bytes.count {
             let n = try retrying { send(socket.rawValue, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
@@ -97,7 +97,7 @@ public enum BlockingSocket {
 
     /// Sends all of `first` then all of `second` with as few calls as possible. Mirrors
     /// `sendmsg(2)` with two iovecs, in a loop.
-    public static func sendAll(_ socket: FileDescriptor, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(Errno) {
+    package static func sendAll(_ socket: FileDescriptor, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(Errno) {
         var sent = 0
         let total = first.count + second.count
         while sent < total {
@@ -127,18 +127,18 @@ public enum BlockingSocket {
     }
 
     /// Receives up to `buffer.count` bytes; 0 means the peer closed. Mirrors `recv(2)`.
-    public static func receive(_ socket: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    package static func receive(_ socket: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         try retrying { recv(socket.rawValue, buffer.baseAddress, buffer.count, 0) }
     }
 
     /// Closes the sending side (the peer sees end of stream). Mirrors `shutdown(SHUT_WR)`.
-    public static func shutdownWrite(_ socket: FileDescriptor) throws(Errno) {
+    package static func shutdownWrite(_ socket: FileDescriptor) throws(Errno) {
         _ = try retrying { shutdown(socket.rawValue, Int32(SHUT_WR)) }
     }
 
     /// Closes with a reset instead of a FIN (SO_LINGER with a zero timeout), as a peer
     /// that aborts does.
-    public static func closeWithReset(_ socket: FileDescriptor) {
+    package static func closeWithReset(_ socket: FileDescriptor) {
         var l = linger(l_onoff: 1, l_linger: 0)
         _ = setsockopt(socket.rawValue, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
         Glibc.close(socket.rawValue)
