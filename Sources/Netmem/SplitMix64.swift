@@ -12,18 +12,23 @@ package struct SplitMix64: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
-    /// `n` bytes from the generator.
+    /// `n` bytes from the generator (each word's bytes low first).
     package mutating func bytes(_ n: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: n)
-        var i = 0
-        while i < n {
-            var w = next()
-            for _ in 0..<8 where i < n {
-                out[i] = UInt8(truncatingIfNeeded: w)
-                w >>= 8
-                i += 1
+        [UInt8](unsafeUninitializedCapacity: n) { out, count in
+            var i = 0
+            while i + 8 <= n {
+                UnsafeMutableRawPointer(out.baseAddress! + i).storeBytes(of: next().littleEndian, as: UInt64.self)
+                i += 8
             }
+            if i < n {
+                var w = next()
+                while i < n {
+                    out[i] = UInt8(truncatingIfNeeded: w)
+                    w >>= 8
+                    i += 1
+                }
+            }
+            count = n
         }
-        return out
     }
 }
