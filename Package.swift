@@ -148,7 +148,7 @@ let package = Package(
         .target(
             name: "NetmemBench",
             dependencies: [
-                "NetmemSession", "NetmemURing", "NetmemFraming", "Netmem", "CNetmemLinux", "CNetmemMallocCounter",
+                "NetmemSession", "NetmemURing", "NetmemFraming", "Netmem", "CNetmemLinux", "CNetmemMallocCounter", "NetmemSHA256",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

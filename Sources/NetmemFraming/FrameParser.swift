@@ -142,6 +142,20 @@ public struct FrameParser: ~Copyable {
         }
     }
 
+    /// The bytes still to come before the parser next has something to decide: the rest
+    /// of the header being received, or the rest of the frame whose header is in (nil in
+    /// raw mode and once the connection ended). A reader that reads no more than this
+    /// never receives bytes of a frame whose header it has not seen.
+    public var bytesToNextBoundary: Int? {
+        guard case .framed = mode else { return nil }
+        switch state {
+        case let .header(filled): return FrameHeader.size - filled
+        case let .extensionBytes(remaining): return remaining + Int(current?.payloadLength ?? 0)
+        case let .payload(remaining): return remaining
+        case .failed, .finished: return nil
+        }
+    }
+
     /// Parses one piece and calls `deliver` for each frame it completes. The piece is the
     /// parser's from now on (also when this throws). Throws when the input is bad; the
     /// parser has then dropped every reference it held, and stays failed.

@@ -46,9 +46,10 @@ extension ReceiveSession {
         /// peer slower than that is ended with `FrameError.partialFrameTimedOut`, and only
         /// that connection.
         public var partialFrameTimeout: Duration = .seconds(60)
-        /// Staging memory: under memory pressure, the few bytes of an incomplete frame
-        /// that pin receive chunks are copied here so the chunks can recycle; nil takes a
-        /// quarter of the memory (at least 1 MiB).
+        /// Staging memory: the bytes of a frame waiting for its turn, and under memory
+        /// pressure the few bytes of an incomplete frame that pin receive chunks, are
+        /// copied here (in 4 KiB chunks) so the receive chunks can recycle; nil takes as
+        /// much as the receive memory (at least 2 MiB).
         public var stagingBytes: Int?
         /// A name for logs, pools and regions.
         public var name = "netmem"
@@ -74,8 +75,8 @@ extension ReceiveSession {
             return pendingBudget ?? max(maxPayload, chunkCount * chunkSize / 2)
         }
 
-        /// Staging memory in effect, in 64 KiB chunks.
-        var stagingChunks: Int { max(16, (stagingBytes ?? chunkCount * chunkSize / 4) / (64 << 10)) }
+        /// Staging memory in effect, in 4 KiB chunks.
+        var stagingChunks: Int { max(16, (stagingBytes ?? max(2 << 20, chunkCount * chunkSize)) / 4096) }
 
         func validate() throws(ReceiveSessionError) {
             guard chunkSize >= 4096, chunkSize <= 2 << 20, chunkSize & (chunkSize - 1) == 0 else {

@@ -35,8 +35,12 @@ extension ReceiveSession {
     ///   a frame that does not fit waits its turn (its connection is not read), first
     ///   come first served, so a completing frame always gets memory; a smaller frame
     ///   that fits beside the next in line starts at once;
-    /// - staging: under memory pressure, an incomplete frame that pins receive chunks for
-    ///   little data has its bytes copied into staging memory, and the chunks recycle;
+    /// - staging: a frame waiting for its turn, and under memory pressure an incomplete
+    ///   frame that pins receive chunks for little data, has its bytes copied into
+    ///   staging memory, and the chunks recycle;
+    /// - header first: a connection's first read, and while frames wait every read,
+    ///   stops at the next frame boundary, so no payload lands before its frame's turn
+    ///   and what waits is a header;
     /// - timeout: a frame that stays incomplete past `partialFrameTimeout` ends its
     ///   connection alone.
     struct Router: ~Copyable {
@@ -55,6 +59,7 @@ extension ReceiveSession {
             if case .framed = session.configuration.mode { framed = true } else { framed = false }
             budget = session.configuration.effectivePendingBudget
             timeout = session.configuration.partialFrameTimeout
+            if framed { session.receiver.limitFirstReads(to: FrameHeader.size) }
         }
 
         /// `consumerBehind` says whether a connection's consumer fell behind (async API):
@@ -62,6 +67,10 @@ extension ReceiveSession {
         mutating func handle(_ event: consuming ReceiveEvent, _ deliver: (Event) -> Void,
                              consumerBehind: (ConnectionID) -> Bool) {
             let counters = session.counters
+            defer {
+                counters.reservedBytes.store(reserved, ordering: .relaxed)
+                counters.framesWaiting.store(waiting.count, ordering: .relaxed)
+            }
             switch consume event {
             case let .connected(id):
                 // The configuration was validated against the region at init.
@@ -85,7 +94,10 @@ extension ReceiveSession {
                 } catch {
                     fail(c, error)
                 }
-                if framed && c.error == nil { account(c, completed: completed) }
+                if framed && c.error == nil {
+                    account(c, completed: completed)
+                    if !waiting.isEmpty && !c.waiting { readToBoundary(c) }
+                }
                 if framed { relievePressure(force: false) }
             case let .closed(id, end):
                 guard let c = connections.removeValue(forKey: id) else { return }
@@ -149,6 +161,9 @@ extension ReceiveSession {
                 waiting.append(c.id)
                 session.counters.admissionWaits.add(1, ordering: .relaxed)
                 session.receiver.hold(c.id, reason: .admission)
+                // While it waits, what it already received must not pin receive chunks
+                // the frames being received need.
+                stage(c)
             }
         }
 
@@ -189,6 +204,7 @@ extension ReceiveSession {
                 waiting.removeFirst()
                 c.waiting = false
                 if length > 0 { admit(c, length) }
+                readToBoundary(c)
                 session.receiver.resume(c.id, reason: .admission)
             }
         }
@@ -218,7 +234,7 @@ extension ReceiveSession {
         /// receive chunks for little data into staging memory, so the chunks recycle.
         /// Looked at most once per millisecond from the data path (`force` from ticks).
         private mutating func relievePressure(force: Bool) {
-            guard let staging = session.staging else { return }
+            guard session.staging != nil else { return }
             let now = ContinuousClock.now
             if !force && now - lastPressureCheck < .milliseconds(1) { return }
             lastPressureCheck = now
@@ -230,12 +246,26 @@ extension ReceiveSession {
             let chunkSize = pool.configuration.chunkSize
             for c in connections.values where c.error == nil {
                 let pinned = c.parser.receiveChunksPinned
-                guard pinned > 0, c.parser.bytesHeld * 2 < pinned * chunkSize else { continue }
-                let copied = c.parser.collapse(into: staging.pool, regions: staging.regions)
-                if copied > 0 {
-                    session.counters.collapses.add(1, ordering: .relaxed)
-                    session.counters.bytesStaged.add(copied, ordering: .relaxed)
-                }
+                guard pinned > 0, c.waiting || c.parser.bytesHeld * 2 < pinned * chunkSize else { continue }
+                stage(c)
+            }
+        }
+
+        /// Makes a connection's next read stop at its frame's end (or its header's), so
+        /// the bytes of a frame that has no turn yet do not land in receive memory.
+        private func readToBoundary(_ c: ConnectionState) {
+            guard let bytes = c.parser.bytesToNextBoundary, bytes > 0 else { return }
+            session.receiver.limitNextRead(c.id, to: bytes)
+        }
+
+        /// Copies what a connection's incomplete frame holds in receive chunks into
+        /// staging memory (as much as staging has room for).
+        private mutating func stage(_ c: ConnectionState) {
+            guard let staging = session.staging, c.parser.receiveChunksPinned > 0 else { return }
+            let copied = c.parser.collapse(into: staging.pool, regions: staging.regions)
+            if copied > 0 {
+                session.counters.collapses.add(1, ordering: .relaxed)
+                session.counters.bytesStaged.add(copied, ordering: .relaxed)
             }
         }
 

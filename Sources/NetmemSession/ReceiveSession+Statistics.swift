@@ -25,6 +25,11 @@ extension ReceiveSession {
         public var bytesStaged = 0
         /// Connections ended because a frame stayed incomplete too long.
         public var frameTimeouts = 0
+        /// Now: payload bytes reserved by frames in progress, frames waiting for their
+        /// turn, and staging chunks in use.
+        public var reservedBytes = 0
+        public var framesWaiting = 0
+        public var stagingInUse = 0
         /// Tokens out with frames the application holds.
         public var tokensOutstanding = 0
         /// Chunks handed out by the pool (in the ring or held by frames).
@@ -40,6 +45,7 @@ extension ReceiveSession {
              ("connections_failed", connectionsFailed), ("checksums_verified", checksumsVerified),
              ("sequence_gaps", sequenceGaps), ("holds", holds), ("admission_waits", admissionWaits),
              ("collapses", collapses), ("bytes_staged", bytesStaged), ("frame_timeouts", frameTimeouts),
+             ("reserved_bytes", reservedBytes), ("frames_waiting", framesWaiting), ("staging_in_use", stagingInUse),
              ("tokens_outstanding", tokensOutstanding),
              ("pool_in_flight", poolInFlight)]
         }
@@ -63,6 +69,9 @@ extension ReceiveSession {
         s.collapses = counters.collapses.load(ordering: .relaxed)
         s.bytesStaged = counters.bytesStaged.load(ordering: .relaxed)
         s.frameTimeouts = counters.frameTimeouts.load(ordering: .relaxed)
+        s.reservedBytes = counters.reservedBytes.load(ordering: .relaxed)
+        s.framesWaiting = counters.framesWaiting.load(ordering: .relaxed)
+        s.stagingInUse = staging?.pool.inFlight ?? 0
         s.tokensOutstanding = tokens.heldCount
         s.poolInFlight = pool.inFlight
         s.receiver = receiver.statistics
@@ -84,5 +93,7 @@ extension ReceiveSession {
         let collapses = Atomic<Int>(0)
         let bytesStaged = Atomic<Int>(0)
         let frameTimeouts = Atomic<Int>(0)
+        let reservedBytes = Atomic<Int>(0)
+        let framesWaiting = Atomic<Int>(0)
     }
 }

@@ -89,7 +89,7 @@ public final class ReceiveSession: Sendable {
         receiverConfiguration.idleWait = configuration.idleWait
         if case .framed = configuration.mode {
             receiverConfiguration.tickInterval = .milliseconds(100)
-            staging = try RegionMemory(kind: .host, chunkSize: 64 << 10, chunkCount: configuration.stagingChunks,
+            staging = try RegionMemory(kind: .host, chunkSize: 4096, chunkCount: configuration.stagingChunks,
                                        name: "\(configuration.name) staging")
         } else {
             staging = nil

@@ -45,6 +45,19 @@ extension IOURing {
         sqe.pointee.buf_index = group
     }
 
+    /// A one-shot receive of at most `maxLength` bytes into a buffer the kernel picks
+    /// from provided-buffer group `group` (`IOSQE_BUFFER_SELECT`). With incremental
+    /// buffers only those bytes of the buffer are used. Mirrors `io_uring_prep_recv` with
+    /// buffer selection.
+    public mutating func prepareRecv(
+        socket: FileDescriptor, group: UInt16, maxLength: UInt32, userData: UInt64
+    ) throws(URingError) {
+        let sqe = try nextSQE()
+        cnm_prep_rw(sqe, UInt8(CNM_IORING_OP_RECV), socket.rawValue, 0, maxLength, 0, userData)
+        sqe.pointee.flags = UInt8(CNM_IOSQE_BUFFER_SELECT)
+        sqe.pointee.buf_index = group
+    }
+
     /// Mirrors `io_uring_prep_recv` into a caller's buffer (valid until the completion).
     public mutating func prepareRecv(
         socket: FileDescriptor, buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, userData: UInt64

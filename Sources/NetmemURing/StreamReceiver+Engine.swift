@@ -14,6 +14,11 @@ extension StreamReceiver {
         var starved = false
         /// Why it is held (`hold`); re-armed when no reason is left.
         var holds: HoldReasons = []
+        /// The next receive takes at most this many bytes (a one-shot receive).
+        var limitNext: UInt32?
+        /// The limit of the one-shot receive armed now (given back to `limitNext` if it
+        /// is cancelled before it read).
+        var armedLimit: UInt32?
         var held: Bool { !holds.isEmpty }
         var closing = false
     }
@@ -158,6 +163,11 @@ extension StreamReceiver {
                 case let .close(id): requestClose(slot: Self.slot(id))
                 case let .hold(id, reason): try hold(slot: Self.slot(id), reason)
                 case let .resume(id, reason): try resume(slot: Self.slot(id), reason)
+                case let .limitNextRead(id, bytes):
+                    if var c = connections[Self.slot(id)] {
+                        c.limitNext = bytes
+                        connections[Self.slot(id)] = c
+                    }
                 }
             }
         }
@@ -168,7 +178,10 @@ extension StreamReceiver {
             let slot = nextSlot
             nextSlot &+= 1
             let id = ConnectionID(rawValue: UInt64(slot))
-            connections[slot] = Connection(id: id, fd: fd)
+            var connection = Connection(id: id, fd: fd)
+            let limit = receiver.firstReadLimit.load(ordering: .relaxed)
+            if limit > 0 { connection.limitNext = UInt32(clamping: limit) }
+            connections[slot] = connection
             receiver.counters.connectionsAccepted.add(1, ordering: .relaxed)
             handler(.connected(id))
             do throws(URingError) {
@@ -186,9 +199,16 @@ extension StreamReceiver {
         }
 
         mutating func arm(_ slot: UInt32) throws(URingError) {
-            guard var c = connections[slot], !c.armed else { return }
-            try ring.prepareRecvMultishot(socket: c.fd, group: buffers.group, bundle: bundle,
-                                          userData: Self.kindRecv | UInt64(slot))
+            guard var c = connections[slot], !c.armed, !c.held, !c.closing, !c.starved else { return }
+            if let limit = c.limitNext {
+                try ring.prepareRecv(socket: c.fd, group: buffers.group, maxLength: limit,
+                                     userData: Self.kindRecv | UInt64(slot))
+                c.armedLimit = limit
+                c.limitNext = nil
+            } else {
+                try ring.prepareRecvMultishot(socket: c.fd, group: buffers.group, bundle: bundle,
+                                              userData: Self.kindRecv | UInt64(slot))
+            }
             c.armed = true
             connections[slot] = c
         }
@@ -257,6 +277,8 @@ extension StreamReceiver {
                         break
                     }
                 }
+                // What the handler asked for (a hold, a read limit) applies before re-arming.
+                try takeRequests(handler)
                 for slot in rearm {
                     try arm(slot)
                     receiver.counters.rearms.add(1, ordering: .relaxed)
@@ -299,6 +321,8 @@ extension StreamReceiver {
             let slot = UInt32(truncatingIfNeeded: c.userData)
             if !c.hasMore, var conn = connections[slot] {
                 conn.armed = false
+                if c.result < 0, conn.limitNext == nil { conn.limitNext = conn.armedLimit }  // it read nothing
+                conn.armedLimit = nil
                 connections[slot] = conn
             }
             if c.result > 0 {

@@ -89,6 +89,7 @@ public final class StreamReceiver: Sendable {
         case close(ConnectionID)
         case hold(ConnectionID, HoldReasons)
         case resume(ConnectionID, HoldReasons)
+        case limitNextRead(ConnectionID, UInt32)
     }
 
     public let configuration: Configuration
@@ -97,6 +98,8 @@ public final class StreamReceiver: Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private let hasRun = Atomic<Bool>(false)
     private let requests = Mutex<[Request]>([])
+    /// When not 0, a new connection's first read takes at most this many bytes.
+    let firstReadLimit = Atomic<Int>(0)
     private let hasRequests = Atomic<Bool>(false)
     let counters = Counters()
     /// An eventfd the RX thread keeps a read armed on: other threads write it to wake the
@@ -141,6 +144,19 @@ public final class StreamReceiver: Sendable {
     /// Drops a reason to hold a connection (any thread); it is read again when no reason
     /// is left.
     public func resume(_ connection: ConnectionID, reason: HoldReasons = .application) { post(.resume(connection, reason)) }
+
+    /// Makes the next read of a connection take at most `bytes` bytes (a one-shot
+    /// receive), then reads go on as before (any thread). For a receiver that wants a
+    /// frame's header before it lets the payload land.
+    public func limitNextRead(_ connection: ConnectionID, to bytes: Int) {
+        post(.limitNextRead(connection, UInt32(clamping: max(1, bytes))))
+    }
+
+    /// Makes the first read of every connection accepted or adopted from now on take at
+    /// most `bytes` bytes; nil lifts the limit (any thread).
+    public func limitFirstReads(to bytes: Int?) {
+        firstReadLimit.store(max(0, bytes ?? 0), ordering: .relaxed)
+    }
 
     /// Asks `run` to end (connections close with `.closedLocally`). Any thread.
     public func stop() {

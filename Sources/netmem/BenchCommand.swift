@@ -5,6 +5,6 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure Netmem beside its baselines; --json prints one JSON object.",
         subcommands: [BenchPoolCommand.self, BenchDevmemCommand.self, BenchRxCommand.self, BenchXDPCommand.self, BenchGPUCommand.self,
-                      BenchChurnCommand.self, BenchNCCLCommand.self]
+                      BenchChurnCommand.self, BenchFairnessCommand.self, BenchNCCLCommand.self]
     )
 }

@@ -12,21 +12,38 @@ import Testing
 @Suite("Framed receive: no connection stalls the others", .serialized)
 struct SessionFairnessTests {
     /// Sends frames of `sizes` (seeded payloads) and closes; the digest of the payloads.
-    static func sender(to address: SocketAddress, sizes: [Int], seed: UInt64, digests: Digests) -> TestThread {
+    /// With a `gate`, the frames are made first and sent once every sender of the gate
+    /// is ready, so they all arrive at once.
+    static func sender(to address: SocketAddress, sizes: [Int], seed: UInt64, digests: Digests,
+                       gate: StartGate? = nil) -> TestThread {
         TestThread {
             var rng = SplitMix64(seed: seed)
             var sha = SHA256Stream()
+            var w = FrameWriter(streamID: UInt32(truncatingIfNeeded: seed))
+            let frames = sizes.map { n in
+                let p = rng.bytes(n)
+                sha.update(p)
+                return w.encode(p)
+            }
+            gate?.arriveAndWait()
             do {
                 let s = try BlockingSocket.connect(to: address)
-                var w = FrameWriter(streamID: UInt32(truncatingIfNeeded: seed))
-                for n in sizes {
-                    let p = rng.bytes(n)
-                    sha.update(p)
-                    try s.sendAll(w.encode(p))
-                }
+                for f in frames { try s.sendAll(f) }
                 try s.close()
             } catch { Issue.record("sender \(seed): \(error)") }
             digests.add(sha.hex)
+        }
+    }
+
+    /// Lets threads start something together (waits at most 60 s).
+    final class StartGate: Sendable {
+        let parties: Int
+        let arrived = Atomic<Int>(0)
+        init(parties: Int) { self.parties = parties }
+        func arriveAndWait() {
+            arrived.add(1, ordering: .acquiringAndReleasing)
+            let deadline = ContinuousClock.now + .seconds(60)
+            while arrived.load(ordering: .acquiring) < parties && ContinuousClock.now < deadline { usleep(1000) }
         }
     }
 
@@ -70,6 +87,31 @@ struct SessionFairnessTests {
         let got = Self.received(lab)
         #expect(got.count == 40, "\(lab.session.statistics)")
         #expect(Set(got) == Set(digests.all))
+        try lab.finish()
+    }
+
+    @Test("Two hundred senders of two large frames each at once all complete: what waits for its turn is a header, not payload",
+          .enabled(if: SessionTest.available, "needs io_uring provided-buffer rings"))
+    func twoHundredSenders() throws {
+        // 2 MiB of receive memory and as much staging for 200 MiB of frames that mostly wait.
+        let lab = try SessionLab(mode: .framed(maxPayload: 1 << 20), buffers: 32) { $0.partialFrameTimeout = .seconds(20) }
+        try lab.start()
+        let digests = Digests()
+        var rng = SplitMix64(seed: 9)
+        let gate = StartGate(parties: 200)
+        let senders = (0..<200).map { i in
+            Self.sender(to: lab.address, sizes: [Int(rng.next() % (256 << 10)) + (768 << 10) + 1, Int(rng.next() % (64 << 10)) + 1],
+                        seed: UInt64(1000 + i), digests: digests, gate: gate)
+        }
+        for s in senders { s.join() }
+        #expect(lab.wait(seconds: 240) { $0.ended.count == 200 })
+        let got = Self.received(lab)
+        let statistics = lab.session.statistics
+        #expect(got.count == 200, "\(statistics)")
+        #expect(Set(got) == Set(digests.all))
+        #expect(statistics.frameTimeouts == 0)
+        #expect(statistics.framesWaiting == 0 && statistics.reservedBytes == 0 && statistics.stagingInUse == 0,
+                "nothing waits or stays reserved once every connection ended: \(statistics)")
         try lab.finish()
     }
 
