@@ -81,6 +81,37 @@ public final class TokenTable: TokenReturning, Sendable {
         }
     }
 
+    /// Records `fragments.count` received fragments under one lock (a receive loop's
+    /// batch) and writes their tokens, in order, to the front of `tokens`, which must be
+    /// at least as long. Traps if the consumer is closed.
+    public func issue(_ fragments: UnsafeBufferPointer<NetmemFragment>, owner: any FragmentReleasing,
+                      into tokens: UnsafeMutableBufferPointer<UInt32>) {
+        precondition(tokens.count >= fragments.count, "issue: \(fragments.count) fragments but room for \(tokens.count) tokens")
+        if fragments.isEmpty { return }
+        state.withLockChecked { s in
+            precondition(!s.closed, "token issued on closed consumer '\(name)'")
+            let o: UInt16
+            if let i = s.owners.firstIndex(where: { $0 === owner }) {
+                o = UInt16(i)
+            } else {
+                precondition(s.owners.count < Int(UInt16.max), "consumer '\(name)' has too many fragment owners")
+                s.owners.append(owner)
+                o = UInt16(s.owners.count - 1)
+            }
+            s.held += fragments.count
+            for (k, fragment) in fragments.enumerated() {
+                if let t = s.free.popLast() {
+                    s.entries[Int(t)] = Entry(fragment: fragment, owner: o, state: 1)
+                    tokens[k] = t
+                } else {
+                    precondition(s.entries.count < Int(UInt32.max), "consumer '\(name)' ran out of tokens")
+                    s.entries.append(Entry(fragment: fragment, owner: o, state: 1))
+                    tokens[k] = UInt32(s.entries.count - 1)
+                }
+            }
+        }
+    }
+
     /// Records a received fragment and returns the `Fragment` that describes it.
     public func issue(_ fragment: NetmemFragment, owner: any FragmentReleasing,
                       regionOffset: UInt64, regionID: UInt32) -> Fragment {

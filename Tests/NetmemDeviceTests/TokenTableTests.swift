@@ -20,6 +20,31 @@ import Testing
         #expect(table.heldCount == 5)
     }
 
+    /// A batch issued under one lock gets distinct tokens, reuses returned ones, and each
+    /// token releases its own fragment.
+    @Test func batchIssueGivesEachFragmentItsOwnToken() throws {
+        let (pool, _) = try setup()
+        let table = TokenTable(name: "batch")
+        var fragments = (0..<12).map { _ in pool.allocateFragment(length: 4096)! }
+        var tokens = [UInt32](repeating: .max, count: 16)
+        fragments.withUnsafeBufferPointer { f in tokens.withUnsafeMutableBufferPointer { table.issue(f, owner: pool, into: $0) } }
+        #expect(Set(tokens[0..<12]).count == 12)
+        #expect(tokens[12...].allSatisfy { $0 == .max })
+        #expect(table.heldCount == 12)
+        #expect(try table.dontNeed(tokens[0..<5].map { TokenRange(token: $0) }) == 5)
+        // The next batch takes the five returned tokens first, then new ones.
+        let returned = Set(tokens[0..<5])
+        fragments = (0..<7).map { _ in pool.allocateFragment(length: 4096)! }
+        var again = [UInt32](repeating: .max, count: 7)
+        fragments.withUnsafeBufferPointer { f in again.withUnsafeMutableBufferPointer { table.issue(f, owner: pool, into: $0) } }
+        #expect(Set(again[0..<5]) == returned)
+        #expect(Set(again).isDisjoint(with: tokens[5..<12]))
+        #expect(table.heldCount == 14)
+        #expect(try table.dontNeed((tokens[5..<12] + again).map { TokenRange(token: $0) }) == 14)
+        #expect(table.heldCount == 0)
+        #expect(pool.inFlight == 1)  // the chunk being carved
+    }
+
     @Test func unknownAndRepeatedTokensAreTypedErrorsThatFreeNothingWrongly() throws {
         let (pool, _) = try setup()
         let a = TokenTable(name: "a")

@@ -82,6 +82,63 @@ struct XDPSocketNamespaceTests {
         #expect(pool.inFlight == 0)
     }
 
+    @Test("the callback API lends headers and payload in place; every token returns its frame",
+          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+    func callbackReceiveLendsDatagramsInPlace() throws {
+        let lab = try VethLab(tag: "c")
+        defer { lab.remove() }
+        let count = 200
+        var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048)
+        config.frameCount = 256
+        config.receiveRingSize = 128
+        var socket = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+        let pool = socket.pool
+        let script = """
+        import socket, time
+        \(Self.pythonPayload)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for seq in range(\(count)):
+            s.sendto(payload(seq, 4 + (seq * 37) % 1400), ("\(lab.ipA)", 9999))
+            if seq % 50 == 49: time.sleep(0.01)
+        """
+        let (sender, pipe) = try lab.startPython(in: lab.nsB, script)
+        var seen = Set<Int>()
+        var bad: [String] = []
+        let deadline = ContinuousClock.now + .seconds(15)
+        while seen.count < count && ContinuousClock.now < deadline {
+            _ = socket.wait(timeoutMilliseconds: 100)
+            var tokens: [TokenRange] = []
+            _ = socket.receive(limit: 32) { d in
+                // Ethernet + IPv4 + UDP, destination port 9999 in the lent header bytes.
+                if d.headers.count != 42 || d.layout.destinationPort != 9999
+                    || Int(d.headers[36]) << 8 | Int(d.headers[37]) != 9999 {
+                    bad.append("headers \(d.headers.count) bytes, layout \(d.layout)")
+                }
+                guard let f = d.payload else { return }
+                tokens.append(TokenRange(token: f.token))
+                let ok = XDPSocket.withPayload(f) { bytes -> Bool in
+                    guard bytes.count >= 4 else { return false }
+                    let seq = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+                    seen.insert(seq)
+                    // The payload follows the headers in the same frame.
+                    return bytes.baseAddress == d.headers.baseAddress! + 42
+                        && Array(bytes) == Self.payload(seq: seq, length: bytes.count)
+                }
+                if ok != true { bad.append("payload of token \(f.token)") }
+            }
+            if !tokens.isEmpty { _ = try socket.tokens.dontNeed(tokens) }
+        }
+        sender.waitUntilExit()
+        let senderOutput = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(sender.terminationStatus == 0, "sender: \(senderOutput)")
+        #expect(seen.count == count, "received \(seen.count) of \(count)")
+        #expect(bad.isEmpty, "\(bad.prefix(5))")
+        #expect(socket.tokens.heldCount == 0)
+        #expect(pool.inFlight == socket.framesInKernel)
+        _ = consume socket
+        #expect(pool.inFlight == 0)
+    }
+
     @Test("malformed frames injected with a raw socket are counted by reason and returned",
           .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
     func malformedFrames() throws {
