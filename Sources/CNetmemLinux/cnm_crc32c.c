@@ -158,6 +158,94 @@ static uint32_t hw3_raw(uint32_t crc, const unsigned char *p, size_t len) {
     }
     return hw_raw(crc, p, len);
 }
+
+// MARK: Folding with VPCLMULQDQ (AVX-512): four 512-bit accumulators, 256 bytes a round.
+//
+// A 16-byte block A (loaded little-endian: qword 0 holds its first 8 bytes, the
+// high-degree half H; qword 1 the low half L) standing F bits before the end of the data
+// contributes A * x^F = H * x^(64+F) + L * x^F. Folding replaces it by
+// H * (x^(F+64) mod P) + L * (x^F mod P), a block of under 96 bits that stands F bits
+// later and is xored into the data there. A carry-less product of a 64-bit half and a
+// 32-bit constant, read as a 128-bit block, is the polynomial product times x^33 (as in
+// join3), so the constants are x^(F+31) and x^(F-33). Each 128-bit lane of a 512-bit
+// register folds on its own. At the end the accumulators fold onto the last one, its four
+// lanes onto the last lane, and that block's CRC contribution, block * x^32 mod P, is two
+// crc32 instructions over its 16 bytes.
+
+/// Multipliers that fold a 128-bit block over `bytes` bytes: qword 0 x^(8b+31), qword 1
+/// x^(8b-33), both mod P.
+static __m128i fold_constants(uint64_t bytes) {
+    return _mm_set_epi64x((long long)x_pow_mod_p(8 * bytes - 33), (long long)x_pow_mod_p(8 * bytes + 31));
+}
+
+static __m128i fold_by[4];  // 256, 192, 128, 64 bytes (whole registers)
+static __m128i lane_by[3];  // 48, 32, 16 bytes (lanes)
+static int fold_ready;
+
+static void build_fold_constants(void) {
+    fold_by[0] = fold_constants(256);
+    fold_by[1] = fold_constants(192);
+    fold_by[2] = fold_constants(128);
+    fold_by[3] = fold_constants(64);
+    lane_by[0] = fold_constants(48);
+    lane_by[1] = fold_constants(32);
+    lane_by[2] = fold_constants(16);
+    __atomic_store_n(&fold_ready, 1, __ATOMIC_RELEASE);
+}
+
+static int have_fold512(void) {
+    return have_clmul() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq");
+}
+
+__attribute__((target("avx512f,vpclmulqdq")))
+static inline __m512i fold512(__m512i x, __m512i k, __m512i data) {
+    __m512i hi = _mm512_clmulepi64_epi128(x, k, 0x00);
+    __m512i lo = _mm512_clmulepi64_epi128(x, k, 0x11);
+    return _mm512_ternarylogic_epi64(hi, lo, data, 0x96);  // hi ^ lo ^ data
+}
+
+__attribute__((target("sse4.2,pclmul")))
+static inline __m128i fold128(__m128i x, __m128i k, __m128i data) {
+    __m128i hi = _mm_clmulepi64_si128(x, k, 0x00);
+    __m128i lo = _mm_clmulepi64_si128(x, k, 0x11);
+    return _mm_xor_si128(_mm_xor_si128(hi, lo), data);
+}
+
+/// Below this many bytes the three chains are as fast (the end of the fold costs about
+/// as much as a few rounds).
+#define FOLD_MIN 1024
+
+__attribute__((target("avx512f,vpclmulqdq,sse4.2,pclmul")))
+static uint32_t fold512_raw(uint32_t crc, const unsigned char *p, size_t len) {
+    if (len < FOLD_MIN) return hw3_raw(crc, p, len);
+    if (!__atomic_load_n(&fold_ready, __ATOMIC_ACQUIRE)) build_fold_constants();
+    __m512i x0 = _mm512_loadu_si512(p);
+    __m512i x1 = _mm512_loadu_si512(p + 64);
+    __m512i x2 = _mm512_loadu_si512(p + 128);
+    __m512i x3 = _mm512_loadu_si512(p + 192);
+    x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)crc)));
+    p += 256;
+    len -= 256;
+    const __m512i k = _mm512_broadcast_i32x4(fold_by[0]);
+    while (len >= 256) {
+        x0 = fold512(x0, k, _mm512_loadu_si512(p));
+        x1 = fold512(x1, k, _mm512_loadu_si512(p + 64));
+        x2 = fold512(x2, k, _mm512_loadu_si512(p + 128));
+        x3 = fold512(x3, k, _mm512_loadu_si512(p + 192));
+        p += 256;
+        len -= 256;
+    }
+    x3 = fold512(x0, _mm512_broadcast_i32x4(fold_by[1]), x3);
+    x3 = fold512(x1, _mm512_broadcast_i32x4(fold_by[2]), x3);
+    x3 = fold512(x2, _mm512_broadcast_i32x4(fold_by[3]), x3);
+    __m128i a = _mm512_extracti32x4_epi32(x3, 3);
+    a = fold128(_mm512_extracti32x4_epi32(x3, 0), lane_by[0], a);
+    a = fold128(_mm512_extracti32x4_epi32(x3, 1), lane_by[1], a);
+    a = fold128(_mm512_extracti32x4_epi32(x3, 2), lane_by[2], a);
+    uint64_t c = __builtin_ia32_crc32di(0, (uint64_t)_mm_cvtsi128_si64(a));
+    c = __builtin_ia32_crc32di(c, (uint64_t)_mm_extract_epi64(a, 1));
+    return hw3_raw((uint32_t)c, p, len);
+}
 #elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
 #include <arm_acle.h>
 static uint32_t hw_raw(uint32_t c, const unsigned char *p, size_t len) {
@@ -168,21 +256,26 @@ static uint32_t hw_raw(uint32_t c, const unsigned char *p, size_t len) {
 static int have_hw(void) { return 1; }
 static int have_clmul(void) { return 0; }
 static uint32_t hw3_raw(uint32_t c, const unsigned char *p, size_t len) { return hw_raw(c, p, len); }
+static int have_fold512(void) { return 0; }
+static uint32_t fold512_raw(uint32_t c, const unsigned char *p, size_t len) { return hw_raw(c, p, len); }
 #else
 static uint32_t hw_raw(uint32_t c, const unsigned char *p, size_t len) { return portable_raw(c, p, len); }
 static int have_hw(void) { return 0; }
 static int have_clmul(void) { return 0; }
 static uint32_t hw3_raw(uint32_t c, const unsigned char *p, size_t len) { return portable_raw(c, p, len); }
+static int have_fold512(void) { return 0; }
+static uint32_t fold512_raw(uint32_t c, const unsigned char *p, size_t len) { return portable_raw(c, p, len); }
 #endif
 
 int cnm_crc32c_hardware(void) { return have_hw(); }
 
-/// 0 tables, 1 one crc32 chain, 2 three chains joined by carry-less multiplies.
+/// 0 tables, 1 one crc32 chain, 2 three chains joined by carry-less multiplies, 3 folding
+/// with VPCLMULQDQ (three chains for short data and the tail).
 static int implementation(void) {
     static int chosen = -1;
     int i = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
     if (i < 0) {
-        i = have_clmul() ? 2 : have_hw() ? 1 : 0;
+        i = have_fold512() ? 3 : have_clmul() ? 2 : have_hw() ? 1 : 0;
         __atomic_store_n(&chosen, i, __ATOMIC_RELAXED);
     }
     return i;
@@ -192,10 +285,15 @@ int cnm_crc32c_implementation(void) { return implementation(); }
 
 uint32_t cnm_crc32c(uint32_t crc, const void *data, size_t len) {
     switch (implementation()) {
+    case 3: return ~fold512_raw(~crc, data, len);
     case 2: return ~hw3_raw(~crc, data, len);
     case 1: return ~hw_raw(~crc, data, len);
     default: return ~portable_raw(~crc, data, len);
     }
+}
+
+uint32_t cnm_crc32c_three_chains(uint32_t crc, const void *data, size_t len) {
+    return have_clmul() ? ~hw3_raw(~crc, data, len) : cnm_crc32c_single_chain(crc, data, len);
 }
 
 uint32_t cnm_crc32c_single_chain(uint32_t crc, const void *data, size_t len) {

@@ -28,6 +28,7 @@ import Testing
     typealias Implementation = (String, @Sendable (UnsafeRawBufferPointer, UInt32) -> UInt32)
     static let implementations: [Implementation] = [
         ("checksum (\(CRC32C.implementation))", { CRC32C.checksum($0, continuing: $1) }),
+        ("three chains", { CRC32C.threeChainChecksum($0, continuing: $1) }),
         ("single chain", { CRC32C.singleChainChecksum($0, continuing: $1) }),
         ("tables", { CRC32C.portableChecksum($0, continuing: $1) }),
     ]
@@ -49,9 +50,10 @@ import Testing
         }
     }
 
-    /// The CPU this runs on gets the three-chain code when it has the instructions for it
-    /// (so the comparisons below test that code, not only the fallback).
-    @Test func dispatchPicksThreeChainsWhereTheCPUHasThem() throws {
+    /// The CPU this runs on gets the folding or three-chain code when it has the
+    /// instructions for them (so the comparisons below test that code, not only the
+    /// fallback).
+    @Test func dispatchPicksTheFastestCodeTheCPUAllows() throws {
         #if arch(x86_64)
         guard let f = fopen("/proc/cpuinfo", "r") else {
             print("skipped: /proc/cpuinfo is not readable, cannot tell which CRC32C code the CPU allows")
@@ -67,8 +69,9 @@ import Testing
                 break
             }
         }
-        let expected: CRC32C.Implementation = flags.contains("pclmulqdq") && flags.contains("sse4_2") ? .threeChains
-            : flags.contains("sse4_2") ? .singleChain : .tables
+        let clmul = flags.contains("pclmulqdq") && flags.contains("sse4_2")
+        let expected: CRC32C.Implementation = clmul && flags.contains("avx512f") && flags.contains("vpclmulqdq") ? .vpclmulqdqFolding
+            : clmul ? .threeChains : flags.contains("sse4_2") ? .singleChain : .tables
         #expect(CRC32C.implementation == expected)
         #else
         print("skipped: the three-chain CRC32C code exists for x86-64 only; this CPU uses \(CRC32C.implementation)")
@@ -78,9 +81,10 @@ import Testing
     @Test func everyImplementationMatchesTheReference() {
         let total = 70_000
         let buffer = Self.randomBytes(total + 8, seed: 0xC3C3_2C00)
-        // Lengths around the three-chain loop's rounds (3 × 256 and 3 × 8192 bytes).
+        // Lengths around the three-chain loop's rounds (3 × 256 and 3 × 8192 bytes) and
+        // the fold's (256 bytes, from 1024).
         var boundaries: Set<Int> = []
-        for round in [768, 24_576] {
+        for round in [256, 768, 24_576] {
             var k = round
             while k <= total {
                 for d in [-9, -8, -7, -1, 0, 1, 7, 8, 9] where k + d >= 0 && k + d <= total { boundaries.insert(k + d) }

@@ -1,10 +1,10 @@
 import CNetmemLinux
 
 /// CRC-32C (Castagnoli), the checksum of the frame format's `payload_crc32c`.
-/// Computed with three interleaved CRC32 instruction chains joined by carry-less
-/// multiplies when the CPU has SSE4.2 and PCLMULQDQ, one CRC32 chain when it has only the
-/// instruction (SSE4.2, ARMv8 CRC), slicing-by-8 tables otherwise. Chosen once, at the
-/// first call.
+/// Computed by folding with AVX-512 VPCLMULQDQ where the CPU has it (from 1 KiB), with
+/// three interleaved CRC32 instruction chains joined by carry-less multiplies when it has
+/// SSE4.2 and PCLMULQDQ, one CRC32 chain when it has only the instruction (SSE4.2, ARMv8
+/// CRC), slicing-by-8 tables otherwise. Chosen once, at the first call.
 public enum CRC32C {
     /// How `checksum` computes.
     public enum Implementation: Int, Sendable, CustomStringConvertible {
@@ -14,12 +14,16 @@ public enum CRC32C {
         case singleChain = 1
         /// Three CRC32 chains over adjacent blocks, joined with PCLMULQDQ.
         case threeChains = 2
+        /// Four 512-bit accumulators folded with VPCLMULQDQ, 256 bytes a round; three
+        /// chains below 1 KiB and for the tail.
+        case vpclmulqdqFolding = 3
 
         public var description: String {
             switch self {
             case .tables: "slicing-by-8 tables"
             case .singleChain: "one crc32 chain"
             case .threeChains: "three crc32 chains + pclmulqdq"
+            case .vpclmulqdqFolding: "vpclmulqdq folding"
             }
         }
     }
@@ -43,6 +47,14 @@ public enum CRC32C {
     public static func portableChecksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return crc }
         return cnm_crc32c_portable(crc, base, bytes.count)
+    }
+
+    /// Same as `checksum`, always with three CRC32 chains (one chain without PCLMULQDQ):
+    /// for tests and the bench on CPUs where `checksum` folds. Mirrors
+    /// `cnm_crc32c_three_chains`.
+    public static func threeChainChecksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return crc }
+        return cnm_crc32c_three_chains(crc, base, bytes.count)
     }
 
     /// Same as `checksum`, always with one CRC32 instruction chain (tables on a CPU
