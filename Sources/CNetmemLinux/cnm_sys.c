@@ -2,6 +2,7 @@
 #include "cnm_sys.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -68,6 +69,18 @@ static uint64_t ts_ns(clockid_t c) {
 uint64_t cnm_now_ns(void) { return ts_ns(CLOCK_MONOTONIC); }
 uint64_t cnm_process_cpu_ns(void) { return ts_ns(CLOCK_PROCESS_CPUTIME_ID); }
 uint64_t cnm_thread_cpu_ns(void) { return ts_ns(CLOCK_THREAD_CPUTIME_ID); }
+
+int cnm_pin_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) < 0 ? -errno : 0;
+}
+
+int cnm_current_cpu(void) {
+    int c = sched_getcpu();
+    return c < 0 ? -errno : c;
+}
 
 int64_t cnm_memlock_limit(void) {
     struct rlimit r;

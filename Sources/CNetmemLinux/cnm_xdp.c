@@ -73,6 +73,23 @@ int cnm_xsk_wakeup_tx(int fd) {
     return r < 0 ? -errno : 0;
 }
 
+#ifndef SO_BUSY_POLL
+#define SO_BUSY_POLL 46
+#endif
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
+
+int cnm_socket_busy_poll(int fd, int usecs, int budget, int prefer) {
+    if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &prefer, sizeof prefer) < 0) return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, sizeof usecs) < 0) return -errno;
+    if (budget > 0 && setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof budget) < 0) return -errno;
+    return 0;
+}
+
 int cnm_poll_in(int fd, int timeout_ms) {
     struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
     int r;

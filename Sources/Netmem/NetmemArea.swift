@@ -31,12 +31,14 @@ public final class NetmemArea: @unchecked Sendable, CustomStringConvertible {
         self.chunkCount = chunkCount
         self.baseAddress = baseAddress
         self.deviceBase = deviceBase
-        let meta = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: chunkCount)
+        // Cache-line aligned: the words of chunks 8k…8k+7 share one line.
+        let meta = UnsafeMutableRawPointer.allocate(byteCount: chunkCount * 8, alignment: Self.metadataAlignment)
+            .bindMemory(to: Atomic<UInt64>.self, capacity: chunkCount)
         for i in 0..<chunkCount { (meta + i).initialize(to: Atomic(0)) }
         self.meta = meta
         guard let id = Self.registry.withLockChecked({ $0.reserve() }) else {
             meta.deinitialize(count: chunkCount)
-            meta.deallocate()
+            UnsafeMutableRawPointer(meta).deallocate()
             throw .tooManyAreas
         }
         self.id = id
@@ -48,8 +50,12 @@ public final class NetmemArea: @unchecked Sendable, CustomStringConvertible {
         cnm_area_meta_set(id, nil)
         _ = Self.registry.withLockChecked { $0.areas.removeValue(forKey: id) }
         meta.deinitialize(count: chunkCount)
-        meta.deallocate()
+        UnsafeMutableRawPointer(meta).deallocate()
     }
+
+    /// The alignment of the metadata array: one cache line, so chunk `i`'s word lies in
+    /// the array's line `i / 8`.
+    public static let metadataAlignment = 64
 
     /// Whether the CPU may read and write this area's memory.
     public var isReadable: Bool { baseAddress != nil }

@@ -22,8 +22,8 @@ struct SharedCounter: ~Copyable, Sendable {
 }
 
 extension PagePool {
-    /// The pool's counters, stored inline in the pool; the kernel's names are on
-    /// `PagePoolStats`.
+    /// The counters the owner thread writes, stored inline in the pool; the kernel's
+    /// names are on `PagePoolStats`.
     @usableFromInline
     struct Counters: ~Copyable, Sendable {
         @usableFromInline let allocFast = OwnerCounter()
@@ -34,19 +34,35 @@ extension PagePool {
         @usableFromInline let allocWaive = OwnerCounter()
         @usableFromInline let recycleCached = OwnerCounter()
         @usableFromInline let recycleCacheFull = OwnerCounter()
-        @usableFromInline let recycleRingFull = SharedCounter()
-        @usableFromInline let recycleReleasedRefcnt = SharedCounter()
         /// Chunks handed to users outside the fast path (fragmented chunks count once);
         /// every fast-path allocation hands one out too, so the total is
         /// `allocFast + handedOutSlow` and the fast path bumps a single counter.
         @usableFromInline let handedOutSlow = OwnerCounter()
+        /// Chunks taken from the provider.
+        @usableFromInline let obtained = OwnerCounter()
+        @usableFromInline init() {}
+    }
+
+    /// The counters any thread may bump (all off the fast paths), kept apart from the
+    /// owner's so that neither side's writes move the other's cache lines.
+    @usableFromInline
+    struct SharedCounters: ~Copyable, Sendable {
+        @usableFromInline let recycleRingFull = SharedCounter()
+        @usableFromInline let recycleReleasedRefcnt = SharedCounter()
         /// Chunks returned after the pool closed (they go to the provider directly).
         @usableFromInline let returnedAfterClose = SharedCounter()
-        /// Chunks taken from the provider / given back to it.
-        @usableFromInline let obtained = OwnerCounter()
+        /// Chunks given back to the provider.
         @usableFromInline let released = SharedCounter()
         @usableFromInline init() {}
     }
+}
+
+/// 64 bytes of nothing between groups of a type's stored properties, so that fields
+/// written by one thread and fields read by another never share a cache line.
+@usableFromInline
+struct CacheLinePad: Sendable {
+    let words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    @usableFromInline init() {}
 }
 
 /// A page pool's statistics, with the kernel's names (`page_pool_stats`).
@@ -117,11 +133,11 @@ extension PagePool {
         s.recycle.cached = counters.recycleCached.value
         s.recycle.cacheFull = counters.recycleCacheFull.value
         s.recycle.ring = ring.produced
-        s.recycle.ringFull = counters.recycleRingFull.value
-        s.recycle.releasedRefcnt = counters.recycleReleasedRefcnt.value
-        s.returned = s.recycle.cached + s.recycle.ring + s.recycle.ringFull + counters.returnedAfterClose.value
+        s.recycle.ringFull = shared.recycleRingFull.value
+        s.recycle.releasedRefcnt = shared.recycleReleasedRefcnt.value
+        s.returned = s.recycle.cached + s.recycle.ring + s.recycle.ringFull + shared.returnedAfterClose.value
         s.handedOut = counters.allocFast.value + counters.handedOutSlow.value
-        s.held = counters.obtained.value - counters.released.value
+        s.held = counters.obtained.value - shared.released.value
         return s
     }
 
@@ -129,8 +145,8 @@ extension PagePool {
     public var inFlight: Int {
         // Read returns first: a return can only follow its hand-out, so this never goes
         // below zero.
-        let returned = counters.recycleCached.value + ring.produced + counters.recycleRingFull.value
-            + counters.returnedAfterClose.value
+        let returned = counters.recycleCached.value + ring.produced + shared.recycleRingFull.value
+            + shared.returnedAfterClose.value
         return counters.allocFast.value + counters.handedOutSlow.value - returned
     }
 }

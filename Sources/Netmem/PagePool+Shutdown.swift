@@ -50,16 +50,17 @@ extension PagePool {
         while cacheCount > 0 {
             cacheCount -= 1
             giveToProvider(cache[cacheCount])
-            counters.recycleReleasedRefcnt.add(1)
+            shared.recycleReleasedRefcnt.add(1)
         }
+        mixedBelow = 0
     }
 
     /// A chunk returned after the pool closed goes to the provider directly.
     @usableFromInline
     func returnAfterClose(_ ref: NetmemRef) {
         giveToProvider(ref)
-        counters.recycleReleasedRefcnt.add(1)
-        counters.returnedAfterClose.add(1)
+        shared.recycleReleasedRefcnt.add(1)
+        shared.returnedAfterClose.add(1)
         pollShutdown()
     }
 
@@ -76,7 +77,7 @@ extension PagePool {
             var ref = NetmemRef(rawValue: 0)
             while ring.pop(into: &ref, max: 1) == 1 {
                 giveToProvider(ref)
-                counters.recycleReleasedRefcnt.add(1)
+                shared.recycleReleasedRefcnt.add(1)
             }
             guard state.destroyed else { return .running }
             if state.finished { return .finished }
@@ -86,7 +87,7 @@ extension PagePool {
                 while ring.head != ring.produced {
                     if ring.pop(into: &ref, max: 1) == 1 {
                         giveToProvider(ref)
-                        counters.recycleReleasedRefcnt.add(1)
+                        shared.recycleReleasedRefcnt.add(1)
                     } else {
                         cnm_cpu_relax()
                     }

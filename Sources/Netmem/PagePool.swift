@@ -61,26 +61,41 @@ public final class PagePool: @unchecked Sendable {
         }
     }
 
+    // Read-mostly state: written at initialisation (the owner token by `adoptOwnership`,
+    // the home area once, by the first refill), read by every thread that returns a
+    // buffer. It shares no cache line with what the owner writes on every allocation,
+    // so a return from another thread does not pull a line the owner keeps writing.
     public let configuration: Configuration
     /// Identifies the pool in chunk metadata (31 bits, never 0).
     public let id: UInt32
     @usableFromInline let provider: any MemoryProvider
     @usableFromInline let chunkSize: Int
-
-    // Owner-thread state: no atomics.
-    @usableFromInline var ownerToken: UInt
-    @usableFromInline let cache: UnsafeMutablePointer<NetmemRef>
-    @usableFromInline let cacheCapacity: Int
-    @usableFromInline var cacheCount: Int = 0
+    @usableFromInline @exclusivity(unchecked) var ownerToken: UInt
     /// Metadata word of a chunk the pool holds (in cache or ring) / has handed out.
     @usableFromInline let ownedWord: UInt64
     @usableFromInline let handedWord: UInt64
-    @usableFromInline var fragment = FragmentCursor()
-
     @usableFromInline let ring: RecycleRing
     /// Set by `destroy()` or `stopAllocating()`: allocation fails from then on.
     @usableFromInline let closed = Atomic<Bool>(false)
+    /// The area most of the pool's chunks come from, and its metadata base, so that batch
+    /// loops address a chunk's metadata word without a table lookup per chunk.
+    @usableFromInline let home = HomeArea()
+    let padRead = CacheLinePad()
+
+    // Owner-thread state: no atomics.
+    @usableFromInline let cache: UnsafeMutablePointer<NetmemRef>
+    @usableFromInline let cacheCapacity: Int
+    @usableFromInline @exclusivity(unchecked) var cacheCount: Int = 0
+    /// Cache slots at and above this index hold chunks of the home area only (slots below
+    /// it may hold chunks of other areas); lets batch allocation skip the per-chunk area
+    /// lookup.
+    @usableFromInline @exclusivity(unchecked) var mixedBelow: Int = 0
+    @usableFromInline @exclusivity(unchecked) var fragment = FragmentCursor()
     @usableFromInline let counters = Counters()
+    let padOwner = CacheLinePad()
+
+    // Written by any thread, rarely (ring full, provider hand-back, returns after close).
+    @usableFromInline let shared = SharedCounters()
     let shutdown = Mutex(ShutdownState())
 
     static let nextID = Atomic<UInt32>(1)
@@ -135,13 +150,21 @@ public final class PagePool: @unchecked Sendable {
     /// One chunk, or nil when the pool is exhausted (it holds `poolSize` chunks and none
     /// came back), the provider is empty, or the pool is closed. Owner thread only.
     /// Mirrors `page_pool_alloc_netmems`.
-    @inlinable
+    @inlinable @inline(__always)
     public func allocate() -> NetmemRef? {
         checkOwner("allocate")
         if cacheCount > 0 && !closed.load(ordering: .relaxed) {
-            cacheCount &-= 1
-            let ref = cache[cacheCount]
-            ChunkMeta.word(ref).pointee.store(handedWord, ordering: .relaxed)
+            let top = cacheCount &- 1
+            cacheCount = top
+            let ref = cache[top]
+            let word: UnsafeMutablePointer<Atomic<UInt64>>
+            if top >= mixedBelow {
+                word = HomeArea.word(ref.rawValue, biased: home.biased.load(ordering: .relaxed))
+            } else {
+                word = ChunkMeta.word(ref)
+                mixedBelow = top
+            }
+            word.pointee.store(handedWord, ordering: .relaxed)
             counters.allocFast.add(1)
             return ref
         }
@@ -150,29 +173,81 @@ public final class PagePool: @unchecked Sendable {
 
     /// Fills the front of `buffer` and returns how many chunks were allocated (fewer than
     /// asked when the pool runs out). Owner thread only. Mirrors the kernel's bulk alloc.
+    ///
+    /// Per chunk: one load from the cache, one metadata store, one store to `buffer`;
+    /// counters and checks are per batch.
     @inlinable
     public func allocate(into buffer: UnsafeMutableBufferPointer<NetmemRef>) -> Int {
         checkOwner("allocate(into:)")
+        let want = buffer.count
+        let top = cacheCount
+        // The whole batch from home-area chunks at the top of the cache.
+        if want <= top && top &- want >= mixedBelow && !closed.load(ordering: .relaxed) {
+            let low = top &- want
+            Self.markHanded(cache + low, want, biased: home.biased.load(ordering: .relaxed), word: handedWord,
+                            copyTo: buffer.baseAddress.unsafelyUnwrapped)
+            cacheCount = low
+            counters.allocFast.add(want)
+            return want
+        }
+        return allocateBatchSlow(into: buffer)
+    }
+
+    /// Stores `word` into the metadata of `count` home-area chunks and copies them to
+    /// `out`. Unrolled by four.
+    @inlinable @inline(__always)
+    static func markHanded(_ src: UnsafePointer<NetmemRef>, _ count: Int, biased: UInt, word: UInt64,
+                           copyTo out: UnsafeMutablePointer<NetmemRef>) {
+        var i = 0
+        let end4 = count & ~3
+        while i < end4 {
+            let r0 = src[i], r1 = src[i &+ 1], r2 = src[i &+ 2], r3 = src[i &+ 3]
+            HomeArea.word(r0.rawValue, biased: biased).pointee.store(word, ordering: .relaxed)
+            HomeArea.word(r1.rawValue, biased: biased).pointee.store(word, ordering: .relaxed)
+            HomeArea.word(r2.rawValue, biased: biased).pointee.store(word, ordering: .relaxed)
+            HomeArea.word(r3.rawValue, biased: biased).pointee.store(word, ordering: .relaxed)
+            out[i] = r0
+            out[i &+ 1] = r1
+            out[i &+ 2] = r2
+            out[i &+ 3] = r3
+            i &+= 4
+        }
+        while i < count {
+            let r = src[i]
+            HomeArea.word(r.rawValue, biased: biased).pointee.store(word, ordering: .relaxed)
+            out[i] = r
+            i &+= 1
+        }
+    }
+
+    /// `allocate(into:)` when the cache cannot serve the whole batch from home-area
+    /// chunks: refills as it goes, looks areas up where needed.
+    @inline(never)
+    @usableFromInline
+    func allocateBatchSlow(into buffer: UnsafeMutableBufferPointer<NetmemRef>) -> Int {
         var n = 0
         let want = buffer.count
+        let word = handedWord
         while n < want {
             if cacheCount == 0 || closed.load(ordering: .relaxed) {
                 guard refillCache() else { break }
             }
-            let take = Swift.min(cacheCount, want &- n)
-            let word = handedWord
-            // Locals, so the loop keeps them in registers across the metadata stores.
             let top = cacheCount
-            let cache = self.cache
+            let take = Swift.min(top, want &- n)
+            let low = top &- take
+            let src = cache + low
             let out = buffer.baseAddress.unsafelyUnwrapped + n
-            var i = 0
-            while i < take {
-                let ref = cache[top &- 1 &- i]
-                ChunkMeta.word(ref).pointee.store(word, ordering: .relaxed)
-                out[i] = ref
-                i &+= 1
+            if low >= mixedBelow {
+                Self.markHanded(src, take, biased: home.biased.load(ordering: .relaxed), word: word, copyTo: out)
+            } else {
+                for i in 0..<take {
+                    let ref = src[i]
+                    ChunkMeta.word(ref).pointee.store(word, ordering: .relaxed)
+                    out[i] = ref
+                }
+                mixedBelow = low
             }
-            cacheCount = top &- take
+            cacheCount = low
             n &+= take
         }
         counters.allocFast.add(n)
@@ -184,10 +259,20 @@ public final class PagePool: @unchecked Sendable {
     func allocateSlow() -> NetmemRef? {
         guard refillCache() else { return nil }
         cacheCount -= 1
+        if mixedBelow > cacheCount { mixedBelow = cacheCount }
         let ref = cache[cacheCount]
         ChunkMeta.word(ref).pointee.store(handedWord, ordering: .relaxed)
         counters.handedOutSlow.add(1)
         return ref
+    }
+
+    /// Notes that cache slots below `end` may hold chunks outside the home area, unless
+    /// the `count` chunks starting at slot `start` are all home-area chunks. Owner thread.
+    @inlinable @inline(__always)
+    func noteArrivals(at start: Int, count: Int) {
+        if !Self.allHome(cache + start, count, home.bits.load(ordering: .relaxed)) {
+            mixedBelow = Swift.max(mixedBelow, start &+ count)
+        }
     }
 
     /// Refills the alloc cache: from the recycle ring, else in bulk from the provider.
@@ -204,6 +289,7 @@ public final class PagePool: @unchecked Sendable {
         let got = ring.pop(into: cache + cacheCount, max: batch)
         if got > 0 {
             if provider.isLending {
+                noteArrivals(at: cacheCount, count: got)
                 cacheCount += got
                 counters.allocRefill.add(1)
                 return true
@@ -217,7 +303,9 @@ public final class PagePool: @unchecked Sendable {
         if room > 0 {
             let n = provider.allocateChunks(into: UnsafeMutableBufferPointer(start: cache + cacheCount, count: room))
             if n > 0 {
+                home.adopt(cache[cacheCount])
                 for i in 0..<n { ChunkMeta.word(cache[cacheCount + i]).pointee.store(ownedWord, ordering: .relaxed) }
+                noteArrivals(at: cacheCount, count: n)
                 cacheCount += n
                 counters.obtained.add(n)
                 counters.allocSlow.add(1)
@@ -258,16 +346,20 @@ public final class PagePool: @unchecked Sendable {
     /// Gives a chunk back. On the owning thread it goes into the alloc cache (the kernel's
     /// direct recycling); from any other thread into the recycle ring; to the provider
     /// when the ring is full. Mirrors `page_pool_put_full_netmem`.
-    @inlinable
+    @inlinable @inline(__always)
     public func recycle(_ ref: NetmemRef) {
         if cnm_thread_token() == ownerToken {
-            let word = ChunkMeta.word(ref)
+            let top = cacheCount
+            let raw = ref.rawValue
+            let home = HomeArea.isHome(raw, self.home.bits.load(ordering: .relaxed))
+            let word = home ? HomeArea.word(raw, biased: self.home.biased.load(ordering: .relaxed)) : ChunkMeta.word(ref)
             let v = word.pointee.load(ordering: .relaxed)
             if v != handedWord { badReturn(ref, word: v) }
             word.pointee.store(ownedWord, ordering: .relaxed)
-            if cacheCount < cacheCapacity && !closed.load(ordering: .relaxed) {
-                cache[cacheCount] = ref
-                cacheCount &+= 1
+            if top < cacheCapacity && !closed.load(ordering: .relaxed) {
+                cache[top] = ref
+                if !home { mixedBelow = top &+ 1 }
+                cacheCount = top &+ 1
                 counters.recycleCached.add(1)
                 return
             }
@@ -279,35 +371,91 @@ public final class PagePool: @unchecked Sendable {
 
     /// Gives many chunks back at once (bounded batches; one ring reservation per batch
     /// from other threads).
+    ///
+    /// Per chunk: one load from `refs`, one metadata load, compare and store, one store
+    /// into the cache; the area check, counters and ownership checks are per batch.
     @inlinable
     public func recycle(_ refs: UnsafeBufferPointer<NetmemRef>) {
+        let n = refs.count
+        // The owner's state is read only on the owner (it lives on the owner's cache lines).
+        if cnm_thread_token() == ownerToken {
+            let top = cacheCount
+            if n <= cacheCapacity &- top && !closed.load(ordering: .relaxed) {
+                let src = refs.baseAddress.unsafelyUnwrapped
+                if Self.copyAllHome(src, n, home.bits.load(ordering: .relaxed), to: cache + top) {
+                    checkAndMarkOwned(src, n, biased: home.biased.load(ordering: .relaxed))
+                    cacheCount = top &+ n
+                    counters.recycleCached.add(n)
+                    return
+                }
+            }
+        }
+        recycleBatchSlow(refs)
+    }
+
+    /// `recycle(_:)` of a batch that does not fit the cache, holds chunks of other areas,
+    /// or comes from another thread.
+    @inline(never)
+    @usableFromInline
+    func recycleBatchSlow(_ refs: UnsafeBufferPointer<NetmemRef>) {
         if refs.isEmpty { return }
-        if cnm_thread_token() == ownerToken && !closed.load(ordering: .relaxed) {
-            let handed = handedWord
-            let owned = ownedWord
-            let cache = self.cache
-            let room = cacheCapacity &- cacheCount
-            let fits = Swift.min(room, refs.count)
-            let dst = cache + cacheCount
-            let src = refs.baseAddress.unsafelyUnwrapped
-            var i = 0
-            while i < fits {
-                let ref = src[i]
-                let word = ChunkMeta.word(ref)
-                let v = word.pointee.load(ordering: .relaxed)
-                if v != handed { badReturn(ref, word: v) }
-                word.pointee.store(owned, ordering: .relaxed)
-                dst[i] = ref
-                i &+= 1
-            }
-            cacheCount &+= fits
-            counters.recycleCached.add(i)
-            while i < refs.count {
-                recycle(refs[i])
-                i &+= 1
-            }
-        } else {
+        guard cnm_thread_token() == ownerToken && !closed.load(ordering: .relaxed) else {
             recycleForeign(refs)
+            return
+        }
+        let top = cacheCount
+        let fits = Swift.min(cacheCapacity &- top, refs.count)
+        let src = refs.baseAddress.unsafelyUnwrapped
+        if Self.copyAllHome(src, fits, home.bits.load(ordering: .relaxed), to: cache + top) {
+            checkAndMarkOwned(src, fits, biased: home.biased.load(ordering: .relaxed))
+        } else {
+            checkAndMarkOwnedLookingUp(src, fits)
+            mixedBelow = Swift.max(mixedBelow, top &+ fits)
+        }
+        cacheCount = top &+ fits
+        counters.recycleCached.add(fits)
+        for i in fits..<refs.count { recycle(refs[i]) }
+    }
+
+    /// For each of `count` home-area references: traps unless it is handed out by this
+    /// pool, and marks it owned. In order, one at a time, so a reference that appears
+    /// twice in one batch traps at its second appearance. Unrolled by four: a trap
+    /// branch keeps the compiler from unrolling it.
+    @inlinable @inline(__always)
+    func checkAndMarkOwned(_ src: UnsafePointer<NetmemRef>, _ count: Int, biased: UInt) {
+        let handed = handedWord
+        let owned = ownedWord
+        @inline(__always) func one(_ ref: NetmemRef) {
+            let word = HomeArea.word(ref.rawValue, biased: biased)
+            let v = word.pointee.load(ordering: .relaxed)
+            if v != handed { badReturn(ref, word: v) }
+            word.pointee.store(owned, ordering: .relaxed)
+        }
+        var i = 0
+        let end4 = count & ~3
+        while i < end4 {
+            one(src[i])
+            one(src[i &+ 1])
+            one(src[i &+ 2])
+            one(src[i &+ 3])
+            i &+= 4
+        }
+        while i < count {
+            one(src[i])
+            i &+= 1
+        }
+    }
+
+    /// `checkAndMarkOwned` for references of any area (one area-table lookup each).
+    @inline(never)
+    @usableFromInline
+    func checkAndMarkOwnedLookingUp(_ src: UnsafePointer<NetmemRef>, _ count: Int) {
+        for i in 0..<count {
+            let ref = src[i]
+            let word = ChunkMeta.word(ref)
+            let v = word.pointee.load(ordering: .relaxed)
+            if v != handedWord { badReturn(ref, word: v) }
+            word.pointee.store(ownedWord, ordering: .relaxed)
         }
     }
 
@@ -320,7 +468,7 @@ public final class PagePool: @unchecked Sendable {
         }
         counters.recycleCacheFull.add(1)
         if !ring.push(ref.rawValue) {
-            counters.recycleRingFull.add(1)
+            shared.recycleRingFull.add(1)
             giveToProvider(ref)
         }
     }
@@ -336,7 +484,7 @@ public final class PagePool: @unchecked Sendable {
         if v != handedWord { badReturn(ref, word: v) }
         word.pointee.store(ownedWord, ordering: .relaxed)
         if !ring.push(ref.rawValue) {
-            counters.recycleRingFull.add(1)
+            shared.recycleRingFull.add(1)
             giveToProvider(ref)
         }
         if closed.load(ordering: .acquiring) { pollShutdown() }
@@ -345,15 +493,16 @@ public final class PagePool: @unchecked Sendable {
     @inline(never)
     @usableFromInline
     func recycleForeign(_ refs: UnsafeBufferPointer<NetmemRef>) {
-        for ref in refs {
-            let word = ChunkMeta.word(ref)
-            let v = word.pointee.load(ordering: .relaxed)
-            if v != handedWord { badReturn(ref, word: v) }
-            word.pointee.store(ownedWord, ordering: .relaxed)
+        let src = refs.baseAddress.unsafelyUnwrapped
+        let homeBits = home.bits.load(ordering: .acquiring)
+        if Self.allHome(src, refs.count, homeBits) {
+            checkAndMarkOwned(src, refs.count, biased: home.biased.load(ordering: .relaxed))
+        } else {
+            checkAndMarkOwnedLookingUp(src, refs.count)
         }
         let pushed = ring.push(refs)
         if pushed < refs.count {
-            counters.recycleRingFull.add(refs.count - pushed)
+            shared.recycleRingFull.add(refs.count - pushed)
             for ref in refs[pushed...] { giveToProvider(ref) }
         }
         if closed.load(ordering: .acquiring) { pollShutdown() }
@@ -383,9 +532,9 @@ public final class PagePool: @unchecked Sendable {
     func giveToProvider(_ ref: NetmemRef) {
         ChunkMeta.word(ref).pointee.store(0, ordering: .relaxed)
         _ = provider.releaseChunk(ref)
-        counters.released.add(1)
+        shared.released.add(1)
     }
 
     /// The chunks the pool holds from its provider now (in its caches and handed out).
-    public var held: Int { counters.obtained.value - counters.released.value }
+    public var held: Int { counters.obtained.value - shared.released.value }
 }

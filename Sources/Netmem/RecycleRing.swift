@@ -5,31 +5,35 @@ import Synchronization
 /// (the pool's owner) takes them out of. Mirrors the kernel's `ptr_ring` in `page_pool`:
 /// the way buffers freed on other threads get back to the allocating thread.
 ///
-/// Each slot carries a sequence number: a slot at position `p` is free for a producer
-/// when its sequence is `p`, and holds a value for the consumer when it is `p + 1`.
-/// Producers reserve positions with a compare-and-swap on the tail; the consumer frees a
-/// slot by moving its sequence one lap ahead.
+/// A slot holds the bitwise complement of its value while full and 0 while free, so a
+/// slot is one word and eight share a cache line. Producers reserve a run of positions
+/// with one compare-and-swap on the tail — one atomic read-modify-write per batch, as
+/// DPDK's `rte_ring` enqueue — after checking it against the consumer's published head,
+/// then fill their slots with plain release stores. The consumer takes slots in order,
+/// clears them, and publishes its head once per batch it takes.
+///
+/// The producers' tail, the consumer's published head and the consumer's private head
+/// each live on their own cache line (two lines apart, clear of the adjacent-line
+/// prefetcher), and the object's own fields are written only at initialisation, so a
+/// producer and the consumer share nothing but the slots they hand over and one word
+/// per batch.
 ///
 /// Public so that data paths with their own buffer ids (an io_uring receiver's buffer
 /// ids going back to its RX thread) use the same ring rather than another copy.
 public final class RecycleRing: @unchecked Sendable {
-    @usableFromInline
-    struct Slot: ~Copyable {
-        @usableFromInline let sequence: Atomic<Int>
-        @usableFromInline var value: UInt64
-        @usableFromInline init(sequence: Int) {
-            self.sequence = Atomic(sequence)
-            self.value = 0
-        }
-    }
-
     public let capacity: Int
     @usableFromInline let mask: Int
-    @usableFromInline let slots: UnsafeMutablePointer<Slot>
-    /// Producer position; padded away from the consumer's.
+    /// `capacity` slots; ~value when full, 0 when free.
+    @usableFromInline let slots: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Producers' reservation position.
     @usableFromInline let tail: UnsafeMutablePointer<Atomic<Int>>
-    /// Consumer position: read and written only by the single consumer.
-    @usableFromInline var head: Int = 0
+    /// The consumer's position as producers see it: every slot before it is free.
+    @usableFromInline let published: UnsafeMutablePointer<Atomic<Int>>
+    /// The consumer's position, read and written by the consumer only.
+    @usableFromInline let consumer: UnsafeMutablePointer<Int>
+
+    /// Bytes between the control words: two cache lines.
+    static let lineStride = 128
 
     /// A ring of at least `requested` slots (rounded up to a power of two).
     public init(capacity requested: Int) {
@@ -37,46 +41,57 @@ public final class RecycleRing: @unchecked Sendable {
         while c < max(2, requested) { c <<= 1 }
         capacity = c
         mask = c - 1
-        slots = .allocate(capacity: c)
-        for i in 0..<c { (slots + i).initialize(to: Slot(sequence: i)) }
-        // Own cache line for the producers' tail.
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
-        tail = raw.bindMemory(to: Atomic<Int>.self, capacity: 1)
+        let rawSlots = UnsafeMutableRawPointer.allocate(byteCount: c * 8, alignment: 64)
+        slots = rawSlots.bindMemory(to: Atomic<UInt64>.self, capacity: c)
+        for i in 0..<c { (slots + i).initialize(to: Atomic(0)) }
+        let control = UnsafeMutableRawPointer.allocate(byteCount: 3 * Self.lineStride, alignment: Self.lineStride)
+        tail = control.bindMemory(to: Atomic<Int>.self, capacity: 1)
         tail.initialize(to: Atomic(0))
+        published = (control + Self.lineStride).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        published.initialize(to: Atomic(0))
+        consumer = (control + 2 * Self.lineStride).bindMemory(to: Int.self, capacity: 1)
+        consumer.initialize(to: 0)
     }
 
     deinit {
         slots.deinitialize(count: capacity)
-        slots.deallocate()
+        UnsafeMutableRawPointer(slots).deallocate()
         tail.deinitialize(count: 1)
+        published.deinitialize(count: 1)
+        consumer.deinitialize(count: 1)
         UnsafeMutableRawPointer(tail).deallocate()
     }
 
-    /// Everything ever put into the ring.
+    /// Everything ever put into the ring (reserved; a producer may still be writing the
+    /// last few slots).
     @usableFromInline var produced: Int { tail.pointee.load(ordering: .relaxed) }
 
-    /// Puts one value in; false when the ring is full. Any thread.
-    @inlinable
-    public func push(_ value: UInt64) -> Bool {
+    /// Everything the consumer took out. The single consumer only.
+    @usableFromInline var head: Int { consumer.pointee }
+
+    /// Reserves `n` positions (`n <= capacity`); nil when they do not fit now.
+    @inlinable @inline(__always)
+    func reserve(_ n: Int) -> Int? {
         var pos = tail.pointee.load(ordering: .relaxed)
         while true {
-            let slot = slots + (pos & mask)
-            let seq = slot.pointee.sequence.load(ordering: .acquiring)
-            if seq == pos {
-                let (won, current) = tail.pointee.weakCompareExchange(
-                    expected: pos, desired: pos &+ 1, successOrdering: .relaxed, failureOrdering: .relaxed)
-                if won {
-                    slot.pointee.value = value
-                    slot.pointee.sequence.store(pos &+ 1, ordering: .releasing)
-                    return true
-                }
-                pos = current
-            } else if seq < pos {
-                return false
-            } else {
-                pos = tail.pointee.load(ordering: .relaxed)
-            }
+            // Acquiring: the consumer cleared every slot before `free` before publishing it.
+            let free = published.pointee.load(ordering: .acquiring)
+            if pos &- free > capacity &- n { return nil }
+            let (won, current) = tail.pointee.weakCompareExchange(
+                expected: pos, desired: pos &+ n, successOrdering: .relaxed, failureOrdering: .relaxed)
+            if won { return pos }
+            pos = current
         }
+    }
+
+    /// Puts one value in; false when the ring is full. Any thread. `UInt64.max` is the
+    /// one value that cannot be carried (its complement marks a free slot).
+    @inlinable
+    public func push(_ value: UInt64) -> Bool {
+        precondition(value != .max, "RecycleRing cannot carry UInt64.max")
+        guard let pos = reserve(1) else { return false }
+        slots[pos & mask].store(~value, ordering: .releasing)
+        return true
     }
 
     /// Puts `values` in as one reservation; returns how many went in (all or none when
@@ -95,30 +110,16 @@ public final class RecycleRing: @unchecked Sendable {
             }
             return done
         }
-        var pos = tail.pointee.load(ordering: .relaxed)
-        while true {
-            // Slots are freed in order by the single consumer: when the last slot of the
-            // batch is free, every one before it is too.
-            let last = slots + ((pos &+ n &- 1) & mask)
-            let seq = last.pointee.sequence.load(ordering: .acquiring)
-            if seq == pos &+ n &- 1 {
-                let (won, current) = tail.pointee.weakCompareExchange(
-                    expected: pos, desired: pos &+ n, successOrdering: .relaxed, failureOrdering: .relaxed)
-                if won {
-                    for i in 0..<n {
-                        let slot = slots + ((pos &+ i) & mask)
-                        slot.pointee.value = values[i].rawValue
-                        slot.pointee.sequence.store(pos &+ i &+ 1, ordering: .releasing)
-                    }
-                    return n
-                }
-                pos = current
-            } else if seq < pos &+ n &- 1 {
-                return 0
-            } else {
-                pos = tail.pointee.load(ordering: .relaxed)
-            }
+        guard let pos = reserve(n) else { return 0 }
+        let src = values.baseAddress.unsafelyUnwrapped
+        let slots = self.slots
+        let mask = self.mask
+        var i = 0
+        while i < n {
+            slots[(pos &+ i) & mask].store(~src[i].rawValue, ordering: .releasing)
+            i &+= 1
         }
+        return n
     }
 
     /// Takes the oldest value out, or nil when the ring is empty. The single consumer only.
@@ -127,17 +128,26 @@ public final class RecycleRing: @unchecked Sendable {
         return pop(into: &ref, max: 1) == 1 ? ref.rawValue : nil
     }
 
-    /// Takes up to `n` values out, in order. The single consumer only.
+    /// Takes up to `n` values out, in order, and publishes the freed slots once. The
+    /// single consumer only.
     @inlinable
     func pop(into out: UnsafeMutablePointer<NetmemRef>, max n: Int) -> Int {
+        let start = consumer.pointee
+        let slots = self.slots
+        let mask = self.mask
         var got = 0
         while got < n {
-            let slot = slots + (head & mask)
-            guard slot.pointee.sequence.load(ordering: .acquiring) == head &+ 1 else { break }
-            out[got] = NetmemRef(rawValue: slot.pointee.value)
-            slot.pointee.sequence.store(head &+ capacity, ordering: .releasing)
-            head &+= 1
-            got += 1
+            let slot = slots + ((start &+ got) & mask)
+            let v = slot.pointee.load(ordering: .acquiring)
+            if v == 0 { break }
+            slot.pointee.store(0, ordering: .relaxed)
+            out[got] = NetmemRef(rawValue: ~v)
+            got &+= 1
+        }
+        if got > 0 {
+            consumer.pointee = start &+ got
+            // Releasing: the cleared slots are free before a producer sees them as free.
+            published.pointee.store(start &+ got, ordering: .releasing)
         }
         return got
     }

@@ -38,6 +38,29 @@ public struct XDPConfiguration: Sendable {
     public var transmitRingSize: Int = 512
     /// Bind with `XDP_USE_NEED_WAKEUP` (the kernel says when it must be kicked).
     public var useNeedWakeup: Bool = true
+    /// Busy polling: the receiving thread runs the queue's NAPI poll itself from
+    /// `wait` (a non-blocking `recvfrom`) instead of sleeping until softirq work on
+    /// another CPU fills the RX ring. Mirrors SO_PREFER_BUSY_POLL, SO_BUSY_POLL and
+    /// SO_BUSY_POLL_BUDGET. Nil: no busy polling (the default).
+    public var busyPoll: BusyPoll? = nil
+
+    /// Settings for busy polling.
+    public struct BusyPoll: Sendable, Equatable {
+        /// How long one busy-poll call may spin, in microseconds (SO_BUSY_POLL).
+        public var microseconds: Int
+        /// Packets one NAPI poll may take (SO_BUSY_POLL_BUDGET).
+        public var budget: Int
+        /// Ask the kernel to leave the queue to the busy-polling thread rather than
+        /// softirq (SO_PREFER_BUSY_POLL).
+        public var prefer: Bool
+
+        public init(microseconds: Int = 20, budget: Int = 64, prefer: Bool = true) {
+            self.microseconds = microseconds
+            self.budget = budget
+            self.prefer = prefer
+        }
+    }
+
     /// Load and attach the redirect program (false when another program already
     /// redirects into an XSKMAP the caller manages).
     public var attachProgram: Bool = true
@@ -73,6 +96,14 @@ public struct XDPConfiguration: Sendable {
         guard receiveRingSize <= frameCount else {
             throw .invalidConfiguration(name: "receive ring size", value: "\(receiveRingSize)",
                 reason: "must not exceed the frame count \(frameCount)")
+        }
+        if let b = busyPoll {
+            guard b.microseconds >= 1, b.microseconds <= 1_000_000 else {
+                throw .invalidConfiguration(name: "busy-poll time", value: "\(b.microseconds)", reason: "must be 1 to 1000000 microseconds")
+            }
+            guard b.budget >= 1, b.budget <= 65535 else {
+                throw .invalidConfiguration(name: "busy-poll budget", value: "\(b.budget)", reason: "must be 1 to 65535 packets")
+            }
         }
         if mode == .zeroCopy && attachMode == .generic {
             throw .invalidConfiguration(name: "attach mode", value: "generic", reason: "zero-copy needs the program in the driver")

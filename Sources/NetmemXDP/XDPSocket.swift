@@ -132,6 +132,8 @@ public struct XDPSocket: ~Copyable {
     /// Per frame: whether the kernel holds it (fill, RX, TX or completion ring).
     let inKernel: UnsafeMutablePointer<Bool>
     let scratch: UnsafeMutableBufferPointer<NetmemRef>
+    /// One receive batch's frames, layouts, payload fragments and their tokens.
+    let batch: ReceiveBatch
 
     /// The socket's file descriptor (for `poll`).
     public var fileDescriptor: Int32 { resources.fd }
@@ -179,6 +181,10 @@ public struct XDPSocket: ~Copyable {
             throw XDPError.from(fd, "socket(AF_XDP)")
         }
         resources.fd = fd
+        if let b = configuration.busyPoll {
+            let r = cnm_socket_busy_poll(fd, Int32(b.microseconds), Int32(b.budget), b.prefer ? 1 : 0)
+            guard r == 0 else { throw XDPError.from(r, "setsockopt(SO_PREFER_BUSY_POLL/SO_BUSY_POLL/SO_BUSY_POLL_BUDGET)") }
+        }
 
         let length = UInt64(configuration.frameSize * configuration.frameCount)
         var r = cnm_xsk_umem_reg(fd, base, length, UInt32(configuration.frameSize), UInt32(configuration.headroom))
@@ -242,6 +248,7 @@ public struct XDPSocket: ~Copyable {
         inKernel = .allocate(capacity: configuration.frameCount)
         inKernel.initialize(repeating: false, count: configuration.frameCount)
         scratch = .allocate(capacity: Swift.max(configuration.receiveRingSize, configuration.transmitRingSize))
+        batch = ReceiveBatch(capacity: configuration.receiveRingSize)
         refill()
     }
 
@@ -284,6 +291,7 @@ public struct XDPSocket: ~Copyable {
         pool.destroy()
         inKernel.deallocate()
         scratch.deallocate()
+        batch.deallocate()
     }
 
     /// Makes the calling thread the one that runs the socket (and owns its pool).
@@ -366,10 +374,17 @@ public struct XDPSocket: ~Copyable {
 
     /// Waits until frames are ready to read or `timeoutMilliseconds` pass (kicking the
     /// kernel first when the fill ring asks for it). Returns whether frames are ready.
-    /// Mirrors `poll(2)` on the socket.
+    /// Mirrors `poll(2)` on the socket. With busy polling configured it does not sleep:
+    /// one non-blocking `recvfrom` runs the queue's NAPI poll on this thread (for at most
+    /// the configured busy-poll time), then it returns.
     public mutating func wait(timeoutMilliseconds: Int32) -> Bool {
         if rx.available(limit: 1) > 0 { return true }
         refill()
+        if configuration.busyPoll != nil {
+            counters.wakeups += 1
+            _ = cnm_xsk_wakeup_rx(resources.fd)
+            return rx.available(limit: 1) > 0
+        }
         if fill.needsWakeup {
             counters.wakeups += 1
             _ = cnm_xsk_wakeup_rx(resources.fd)

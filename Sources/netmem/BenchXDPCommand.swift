@@ -38,7 +38,55 @@ struct BenchXDPCommand: ParsableCommand {
     @Option(help: "Times the AF_XDP receiver checks its RX ring (no system call) before sleeping in poll(2).")
     var spin: Int = 0
 
+    @Option(help: "Which phases to run: both, xdp or udp (one alone is for profiling; the ratio needs both).")
+    var phase: String = "both"
+
+    @Option(help: "Frames the AF_XDP receiver takes per receive call.")
+    var rxBatch: Int = 256
+
+    @Option(help: "Slots in the AF_XDP fill and RX rings.")
+    var ringSize: Int = 4096
+
+    @Option(help: "Frames in the receiver's UMEM.")
+    var frames: Int = 8192
+
+    @Option(help: "UMEM frame size of the receiver: 2048 or 4096.")
+    var frameSize: Int = 2048
+
+    @Option(help: "Bind the AF_XDP receiver with XDP_USE_NEED_WAKEUP: on or off.")
+    var needWakeup: String = "on"
+
+    @Option(help: "Busy-poll the AF_XDP receiver's queue for this many microseconds per call (SO_BUSY_POLL with SO_PREFER_BUSY_POLL); 0 is off.")
+    var busyPoll: Int = 0
+
+    @Option(help: "Packets per busy poll (SO_BUSY_POLL_BUDGET).")
+    var busyPollBudget: Int = 64
+
+    @Option(help: "Frames the AF_XDP sender queues per kick.")
+    var txBatch: Int = 64
+
+    @Option(help: "The AF_XDP receive API: callback (headers and payload lent in place for the call) or messages (Message values that own their payload's token, headers copied).")
+    var api: String = "callback"
+
+    @Option(help: "CPU to pin the receiving thread to (both phases); -1 leaves it to the scheduler.")
+    var rxCPU: Int = -1
+
+    @Option(help: "CPU to pin the sending thread to (both phases); -1 leaves it to the scheduler.")
+    var txCPU: Int = -1
+
     mutating func validate() throws {
+        guard api == "callback" || api == "messages" else { throw ValidationError("--api must be callback or messages, got '\(api)'") }
+        guard ["both", "xdp", "udp"].contains(phase) else { throw ValidationError("--phase must be both, xdp or udp, got '\(phase)'") }
+        guard rxBatch >= 1, rxBatch <= 4096 else { throw ValidationError("--rx-batch must be 1 to 4096, got \(rxBatch)") }
+        guard txBatch >= 1, txBatch <= 2048 else { throw ValidationError("--tx-batch must be 1 to 2048, got \(txBatch)") }
+        guard frameSize == 2048 || frameSize == 4096 else { throw ValidationError("--frame-size must be 2048 or 4096, got \(frameSize)") }
+        guard needWakeup == "on" || needWakeup == "off" else { throw ValidationError("--need-wakeup must be on or off, got '\(needWakeup)'") }
+        guard busyPoll >= 0, busyPoll <= 1_000_000 else { throw ValidationError("--busy-poll must be 0 to 1000000 µs, got \(busyPoll)") }
+        guard busyPollBudget >= 1, busyPollBudget <= 65535 else { throw ValidationError("--busy-poll-budget must be 1 to 65535, got \(busyPollBudget)") }
+        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        for (name, cpu) in [("--rx-cpu", rxCPU), ("--tx-cpu", txCPU)] where cpu < -1 || cpu >= cpus {
+            throw ValidationError("\(name) must be -1 or a CPU from 0 to \(cpus - 1), got \(cpu)")
+        }
         guard spin >= 0, spin <= 1_000_000 else { throw ValidationError("--spin must be 0 to 1000000, got \(spin)") }
         guard XDPConfiguration.AttachMode(rawValue: attach) != nil else {
             throw ValidationError("--attach must be automatic, native or generic, got '\(attach)'")
@@ -59,10 +107,25 @@ struct BenchXDPCommand: ParsableCommand {
             print("netmem bench xdp: \(payload)-byte UDP payloads over veth \(lab.ifB) → \(lab.ifA), \(seconds) s per phase, "
                   + "sender \(sender)")
         }
-        let useXDPSender = sender == "xdp"
-        let xdp = try XDPBench.xdpPhase(lab, seconds: seconds, payload: payload, xdpSender: useXDPSender,
-                                        attach: XDPConfiguration.AttachMode(rawValue: attach)!, spin: spin)
-        let udp = try XDPBench.udpPhase(lab, seconds: seconds, payload: payload, xdpSender: useXDPSender)
+        var tuning = XDPBench.Tuning(xdpSender: sender == "xdp")
+        tuning.attach = XDPConfiguration.AttachMode(rawValue: attach)!
+        tuning.spin = spin
+        tuning.rxBatch = rxBatch
+        tuning.ringSize = ringSize
+        tuning.frames = frames
+        tuning.frameSize = frameSize
+        tuning.needWakeup = needWakeup == "on"
+        tuning.busyPoll = busyPoll > 0 ? XDPConfiguration.BusyPoll(microseconds: busyPoll, budget: busyPollBudget) : nil
+        tuning.txBatch = txBatch
+        tuning.rxCPU = rxCPU
+        tuning.txCPU = txCPU
+        tuning.messageAPI = api == "messages"
+        if rxCPU >= 0 {
+            let r = cnm_pin_thread(Int32(rxCPU))
+            guard r == 0 else { throw CLIError("pinning the receiver to CPU \(rxCPU) failed: errno \(-r)") }
+        }
+        let xdp = phase == "udp" ? XDPBench.Phase() : try XDPBench.xdpPhase(lab, seconds: seconds, payload: payload, tuning: tuning)
+        let udp = phase == "xdp" ? XDPBench.Phase() : try XDPBench.udpPhase(lab, seconds: seconds, payload: payload, tuning: tuning)
         let ratio = xdp.cpuNsPerPacket > 0 ? udp.cpuNsPerPacket / xdp.cpuNsPerPacket : 0
         let results: [(String, Double)] = [
             ("xdp_pps", xdp.pps),
@@ -95,12 +158,18 @@ struct BenchXDPCommand: ParsableCommand {
             ("udp_lost", Double(udp.sent - udp.received)),
             ("udp_rcvbuf_errors", Double(udp.kernelDropped)),
         ]
-        let text: [(String, String)] = [("sender", sender), ("attach", xdp.attach)]
+        let text: [(String, String)] = [("sender", sender), ("attach", xdp.attach), ("phase", phase),
+                                        ("need_wakeup", needWakeup), ("api", api)]
+        let settings: [(String, Double)] = [("rx_batch", Double(rxBatch)), ("ring_size", Double(ringSize)),
+                                            ("frames", Double(frames)), ("frame_size", Double(frameSize)),
+                                            ("busy_poll_us", Double(busyPoll)), ("busy_poll_budget", Double(busyPollBudget)),
+                                            ("tx_batch", Double(txBatch)), ("rx_cpu", Double(rxCPU)), ("tx_cpu", Double(txCPU))]
         if json {
-            print("{" + (text.map { "\"\($0.0)\": \"\($0.1)\"" } + results.map { "\"\($0.0)\": \(format($0.1))" })
+            print("{" + (text.map { "\"\($0.0)\": \"\($0.1)\"" } + (results + settings).map { "\"\($0.0)\": \(format($0.1))" })
                 .joined(separator: ", ") + "}")
         } else {
             for (k, v) in results { print(k.padding(28) + format(v)) }
+            print("settings: " + (text.map { "\($0.0) \($0.1)" } + settings.map { "\($0.0) \(format($0.1))" }).joined(separator: ", "))
         }
     }
 
@@ -148,6 +217,25 @@ final class XDPBenchLab {
 
 /// The two phases of `netmem bench xdp`.
 enum XDPBench {
+    /// The knobs `netmem bench xdp` turns.
+    struct Tuning {
+        var xdpSender: Bool
+        var attach: XDPConfiguration.AttachMode = .automatic
+        var spin = 0
+        var rxBatch = 256
+        var ringSize = 4096
+        var frames = 8192
+        var frameSize = 2048
+        var needWakeup = true
+        var busyPoll: XDPConfiguration.BusyPoll? = nil
+        var txBatch = 64
+        var rxCPU = -1
+        var txCPU = -1
+        /// Receive into `Message`s (a copy of the headers, arrays per datagram) instead of
+        /// the callback API.
+        var messageAPI = false
+    }
+
     struct Phase {
         var sent = 0
         var received = 0
@@ -229,13 +317,14 @@ enum XDPBench {
         let failure = Mutex<String?>(nil)
         var thread: JoinableThread?
 
-        init(lab: XDPBenchLab, payload: Int, xdp: Bool) {
+        init(lab: XDPBenchLab, payload: Int, xdp: Bool, batch: Int = 64, cpu: Int = -1) {
             let ns = lab.nsB
             if xdp {
                 let frame = XDPBench.udpFrame(lab: lab, payload: payload)
                 let ifB = lab.ifB
                 thread = JoinableThread { [self] in
                     do {
+                        if cpu >= 0 && cnm_pin_thread(Int32(cpu)) != 0 { throw CLIError("pinning the sender to CPU \(cpu) failed") }
                         try NetworkNamespace.enter(ns)
                         var config = XDPConfiguration(interfaceName: ifB, queue: 0, mode: .copy)
                         config.attachProgram = false
@@ -246,7 +335,7 @@ enum XDPBench {
                         var total = 0
                         while !stopFlag.load(ordering: .relaxed) {
                             total += try frame.withUnsafeBytes { f in
-                                try tx.transmit(upTo: 64) { _, buffer in
+                                try tx.transmit(upTo: batch) { _, buffer in
                                     buffer.copyMemory(from: f)
                                     return f.count
                                 }
@@ -273,6 +362,7 @@ enum XDPBench {
             let destination = addr
             thread = JoinableThread { [self] in
                 do {
+                    if cpu >= 0 && cnm_pin_thread(Int32(cpu)) != 0 { throw CLIError("pinning the sender to CPU \(cpu) failed") }
                     try NetworkNamespace.enter(ns)
                 } catch {
                     failure.withLockChecked { $0 = "sender: \(error)" }
@@ -295,7 +385,7 @@ enum XDPBench {
                 let bytes = [UInt8](repeating: 0x4E, count: payload)
                 var total = 0
                 while !stopFlag.load(ordering: .relaxed) {
-                    let n = bytes.withUnsafeBytes { cnm_udp_send_batch(fd, $0.baseAddress, UInt32(payload), 64) }
+                    let n = bytes.withUnsafeBytes { cnm_udp_send_batch(fd, $0.baseAddress, UInt32(payload), UInt32(batch)) }
                     if n < 0 {
                         if n == -ECONNREFUSED { continue }  // no listener yet: an ICMP came back
                         failure.withLockChecked { $0 = "sender: sendmmsg failed: errno \(-n)" }
@@ -335,12 +425,14 @@ enum XDPBench {
         return f + [UInt8](repeating: 0x4E, count: payload)
     }
 
-    static func xdpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int, xdpSender: Bool,
-                         attach: XDPConfiguration.AttachMode, spin: Int) throws -> Phase {
-        var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048)
-        config.attachMode = attach
-        config.frameCount = 8192
-        config.receiveRingSize = 4096
+    static func xdpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int, tuning: Tuning) throws -> Phase {
+        let spin = tuning.spin
+        var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: tuning.frameSize)
+        config.attachMode = tuning.attach
+        config.frameCount = tuning.frames
+        config.receiveRingSize = tuning.ringSize
+        config.useNeedWakeup = tuning.needWakeup
+        config.busyPoll = tuning.busyPoll
         var rx: XDPSocket
         do {
             rx = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
@@ -350,11 +442,17 @@ enum XDPBench {
         phase.attach = rx.programIsNative ? "native" : "generic"
         let drops0 = drops(lab)
         var messages: [Message] = []
-        messages.reserveCapacity(256)
+        messages.reserveCapacity(tuning.rxBatch)
+        var payloadBytes = 0
         func receiveBatch(_ rx: inout XDPSocket) throws -> Int {
-            let n = rx.receive(into: &messages, limit: 256)
-            // Each message gives its frame back as it goes.
-            messages.removeAll(keepingCapacity: true)
+            let n: Int
+            if tuning.messageAPI {
+                n = rx.receive(into: &messages, limit: tuning.rxBatch)
+                // Each message gives its frame back as it goes.
+                messages.removeAll(keepingCapacity: true)
+            } else {
+                n = rx.receive(limit: tuning.rxBatch) { _, payload, _ in payloadBytes &+= payload.count }
+            }
             return n
         }
 
@@ -362,7 +460,7 @@ enum XDPBench {
         let process0 = cnm_process_cpu_ns()
         let thread0 = cnm_thread_cpu_ns()
         let t0 = CLIClock.now
-        let blaster = Blaster(lab: lab, payload: payload, xdp: xdpSender)
+        let blaster = Blaster(lab: lab, payload: payload, xdp: tuning.xdpSender, batch: tuning.txBatch, cpu: tuning.txCPU)
         while CLIClock.now - t0 < seconds && !CLIStopSignal.isRequested {
             if try receiveBatch(&rx) == 0 {
                 // The ring can be watched without a system call: spin a little before
@@ -397,7 +495,7 @@ enum XDPBench {
         return phase
     }
 
-    static func udpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int, xdpSender: Bool) throws -> Phase {
+    static func udpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int, tuning: Tuning) throws -> Phase {
         let fd: Int32 = try NetworkNamespace.run(in: lab.nsA) { () throws(CLIError) -> Int32 in
             let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw CLIError("UDP phase: socket() failed: errno \(errno)") }
@@ -433,7 +531,7 @@ enum XDPBench {
         let process0 = cnm_process_cpu_ns()
         let thread0 = cnm_thread_cpu_ns()
         let t0 = CLIClock.now
-        let blaster = Blaster(lab: lab, payload: payload, xdp: xdpSender)
+        let blaster = Blaster(lab: lab, payload: payload, xdp: tuning.xdpSender, batch: tuning.txBatch, cpu: tuning.txCPU)
         while CLIClock.now - t0 < seconds && !CLIStopSignal.isRequested {
             if try receiveBatch() == 0 { _ = cnm_poll_in(fd, 10) }
         }

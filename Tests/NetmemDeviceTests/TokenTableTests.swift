@@ -20,6 +20,33 @@ import Testing
         #expect(table.heldCount == 5)
     }
 
+    /// A batch issued under one lock gets distinct tokens, reuses returned ones, and each
+    /// token releases its own fragment.
+    @Test func batchIssueGivesEachFragmentItsOwnToken() throws {
+        let provider = try HostPageProvider(chunkSize: 4096, chunkCount: 64)
+        let pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: 64, fragmentSize: 4096))
+        let regions = try RegionMap(hostArea: provider.area, kind: "host", keepingAlive: provider)
+        let table = TokenTable(name: "batch")
+        var issued: [Fragment] = []
+        table.issue((0..<12).map { _ in pool.allocateFragment(length: 4096)! }, owner: pool, regions: regions, into: &issued)
+        let tokens = issued.map(\.token)
+        #expect(Set(tokens).count == 12)
+        #expect(issued.allSatisfy { $0.length == 4096 && $0.regionID == regions.region.id })
+        #expect(table.heldCount == 12)
+        #expect(try table.dontNeed(tokens[0..<5].map { TokenRange(token: $0) }) == 5)
+        // The next batch takes the five returned tokens first, then new ones.
+        let returned = Set(tokens[0..<5])
+        var again: [Fragment] = []
+        table.issue((0..<7).map { _ in pool.allocateFragment(length: 4096)! }, owner: pool, regions: regions, into: &again)
+        let againTokens = again.map(\.token)
+        #expect(Set(againTokens[0..<5]) == returned)
+        #expect(Set(againTokens).isDisjoint(with: tokens[5..<12]))
+        #expect(table.heldCount == 14)
+        #expect(try table.dontNeed((Array(tokens[5..<12]) + againTokens).map { TokenRange(token: $0) }) == 14)
+        #expect(table.heldCount == 0)
+        #expect(pool.inFlight == 1)  // the chunk being carved
+    }
+
     @Test func unknownAndRepeatedTokensAreTypedErrorsThatFreeNothingWrongly() throws {
         let (pool, _) = try setup()
         let a = TokenTable(name: "a")

@@ -86,6 +86,62 @@ struct XDPSocketNamespaceTests {
         #expect(pool.inFlight == 0)
     }
 
+    @Test("the callback API lends headers and payload in place; every frame is back when the call returns",
+          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+    func callbackReceiveLendsDatagramsInPlace() throws {
+        let lab = try VethLab(tag: "c")
+        defer { lab.remove() }
+        let count = 200
+        var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048)
+        config.frameCount = 256
+        config.receiveRingSize = 128
+        var socket = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+        let pool = socket.pool
+        let script = """
+        import socket, time
+        \(Self.pythonPayload)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for seq in range(\(count)):
+            s.sendto(payload(seq, 4 + (seq * 37) % 1400), ("\(lab.ipA)", 9999))
+            if seq % 50 == 49: time.sleep(0.01)
+        """
+        let (sender, pipe) = try lab.startPython(in: lab.nsB, script)
+        var seen = Set<Int>()
+        var bad: [String] = []
+        let deadline = ContinuousClock.now + .seconds(15)
+        while seen.count < count && ContinuousClock.now < deadline {
+            _ = socket.wait(timeoutMilliseconds: 100)
+            _ = socket.receive(limit: 32) { headers, payload, layout in
+                // Ethernet + IPv4 + UDP, destination port 9999 in the lent header bytes.
+                if headers.count != 42 || layout.destinationPort != 9999
+                    || Int(headers[36]) << 8 | Int(headers[37]) != 9999 {
+                    bad.append("headers \(headers.count) bytes, layout \(layout)")
+                }
+                guard payload.count >= 4 else {
+                    bad.append("payload of \(payload.count) bytes")
+                    return
+                }
+                let seq = Int(payload[0]) << 24 | Int(payload[1]) << 16 | Int(payload[2]) << 8 | Int(payload[3])
+                seen.insert(seq)
+                // The payload follows the headers in the same frame.
+                if payload.baseAddress != headers.baseAddress! + 42 || Array(payload) != Self.payload(seq: seq, length: payload.count) {
+                    bad.append("payload of datagram \(seq)")
+                }
+            }
+            // Lent frames are back once the call returns.
+            #expect(pool.inFlight == socket.framesInKernel)
+        }
+        sender.waitUntilExit()
+        let senderOutput = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(sender.terminationStatus == 0, "sender: \(senderOutput)")
+        #expect(seen.count == count, "received \(seen.count) of \(count)")
+        #expect(bad.isEmpty, "\(bad.prefix(5))")
+        #expect(socket.tokens.heldCount == 0)
+        #expect(pool.inFlight == socket.framesInKernel)
+        _ = consume socket
+        #expect(pool.inFlight == 0)
+    }
+
     @Test("malformed frames injected with a raw socket are counted by reason and returned",
           .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
     func malformedFrames() throws {

@@ -84,6 +84,10 @@ uint64_t cnm_now_ns(void);
 uint64_t cnm_process_cpu_ns(void);
 /// CPU time of the calling thread in nanoseconds.
 uint64_t cnm_thread_cpu_ns(void);
+/// Pins the calling thread to one CPU: `sched_setaffinity(0, {cpu})`. Returns 0 or -errno.
+int cnm_pin_thread(int cpu);
+/// The CPU the calling thread runs on now: `sched_getcpu(3)`, or -errno.
+int cnm_current_cpu(void);
 
 /// Compiler barrier that keeps a value alive in benchmarks.
 static inline void cnm_black_hole(uint64_t v) { __asm__ __volatile__("" : : "r"(v) : "memory"); }

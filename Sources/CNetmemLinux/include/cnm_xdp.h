@@ -114,6 +114,11 @@ int cnm_xsk_wakeup_rx(int fd);
 /// Returns 0 or -errno (EAGAIN/EBUSY/ENOBUFS/ENETDOWN are normal and reported as 0).
 int cnm_xsk_wakeup_tx(int fd);
 
+/// Busy polling of a socket's NAPI context: `setsockopt(SOL_SOCKET)` of
+/// SO_PREFER_BUSY_POLL (`prefer`), SO_BUSY_POLL (`usecs`) and SO_BUSY_POLL_BUDGET
+/// (`budget`, skipped when 0). Returns 0 or -errno of the first that failed.
+int cnm_socket_busy_poll(int fd, int usecs, int budget, int prefer);
+
 /// Mirrors `poll(2)` on one fd for POLLIN. Returns >0 when readable, 0 on timeout, or -errno.
 int cnm_poll_in(int fd, int timeout_ms);
 
