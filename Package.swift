@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "NetmemKernel", targets: ["NetmemKernel"]),
         .library(name: "NetmemGPU", targets: ["NetmemGPU"]),
         .library(name: "NetmemGPUStandIn", targets: ["NetmemGPUStandIn"]),
+        .library(name: "NetmemNamespace", targets: ["NetmemNamespace"]),
         .executable(name: "netmem", targets: ["netmem"]),
         .executable(name: "example-receive", targets: ["example-receive"]),
         .executable(name: "example-framed", targets: ["example-framed"]),
@@ -65,6 +66,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Runs code with the calling thread in another network namespace (setns): the one
+        // switcher the netlink clients, the AF_XDP lab and the benchmarks share.
+        .target(
+            name: "NetmemNamespace",
+            dependencies: ["CNetmemLinux", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // The frame format: header, parser, writer, CRC-32C. No transport.
         .target(
             name: "NetmemFraming",
@@ -88,7 +95,7 @@ let package = Package(
         .target(
             name: "NetmemKernel",
             dependencies: [
-                "NetmemDevice", "Netmem", "CNetmemLinux",
+                "NetmemDevice", "NetmemNamespace", "Netmem", "CNetmemLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -179,6 +186,7 @@ let package = Package(
             name: "netmem",
             dependencies: [
                 "Netmem", "NetmemDevice", "NetmemFraming", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
+                "NetmemNamespace",
                 "NetmemSession", "NetmemMetrics", "NetmemBench", "NetmemNCCLCheck", "NetmemGPUStandIn", "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -223,9 +231,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemNamespace", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemGPUStandIn", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemNamespaceTests", dependencies: ["NetmemNamespace"]),
         .testTarget(
             name: "NetmemNCCLTests",
             dependencies: ["NetmemNCCL", "NetmemNCCLCheck", "CNetmemNCCL", "Netmem", "NetmemTestSupport"],

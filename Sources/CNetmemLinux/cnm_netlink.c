@@ -45,78 +45,16 @@ int cnm_zc_uring_enter(int fd, unsigned int to_submit, unsigned int min_complete
     return r < 0 ? -errno : (int)r;
 }
 
-static int nl_open_here(void) {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
-    if (fd < 0) return -errno;
-    int one = 1;
-    // Extended ACKs carry the kernel's human-readable reason; CAP_ACK keeps ACKs small.
-    (void)setsockopt(fd, SOL_NETLINK, CNM_NETLINK_EXT_ACK, &one, sizeof one);
-    (void)setsockopt(fd, SOL_NETLINK, CNM_NETLINK_CAP_ACK, &one, sizeof one);
-    struct sockaddr_nl sa;
-    memset(&sa, 0, sizeof sa);
-    sa.nl_family = AF_NETLINK;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
-int cnm_nl_open(const char *netns_path) {
-    if (netns_path == NULL) return nl_open_here();
-    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (self < 0) return -errno;
-    int target = open(netns_path, O_RDONLY | O_CLOEXEC);
-    if (target < 0) { int e = errno; close(self); return -e; }
-    if (setns(target, CLONE_NEWNET) < 0) {
-        int e = errno; close(target); close(self); return -e;
-    }
-    int fd = nl_open_here();
-    // Go back to where this thread was; a socket keeps the namespace it was made in.
-    if (setns(self, CLONE_NEWNET) < 0) {
-        int e = errno;
-        if (fd >= 0) close(fd);
-        fd = -e;
-    }
-    close(target);
-    close(self);
-    return fd;
-}
-
-int cnm_netns_ifname(const char *netns_path, unsigned int ifindex, char *buf) {
-    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (self < 0) return -errno;
-    int target = open(netns_path, O_RDONLY | O_CLOEXEC);
-    if (target < 0) { int e = errno; close(self); return -e; }
-    int r = 0;
-    if (setns(target, CLONE_NEWNET) < 0) {
-        r = -errno;
-    } else {
-        if (if_indextoname(ifindex, buf) == NULL) r = -errno;
-        if (setns(self, CLONE_NEWNET) < 0 && r == 0) r = -errno;
-    }
-    close(target);
-    close(self);
-    return r;
-}
-
 long cnm_nl_send(int fd, const void *buf, size_t len) {
     ssize_t r;
     do { r = send(fd, buf, len, 0); } while (r < 0 && errno == EINTR);
     return r < 0 ? -errno : (long)r;
 }
 
-long cnm_nl_recv(int fd, void *buf, size_t len, int peek_size) {
+long cnm_nl_recv(int fd, void *buf, size_t len, int flags) {
     ssize_t r;
-    int flags = peek_size ? (MSG_PEEK | MSG_TRUNC) : 0;
     do { r = recv(fd, buf, len, flags); } while (r < 0 && errno == EINTR);
     return r < 0 ? -errno : (long)r;
-}
-
-int cnm_nl_set_timeout(int fd, int millis) {
-    struct timeval tv = { .tv_sec = millis / 1000, .tv_usec = (millis % 1000) * 1000 };
-    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ? -errno : 0;
 }
 
 long cnm_recvmsg_control(int fd, void *buf, size_t len, void *control, size_t control_cap,

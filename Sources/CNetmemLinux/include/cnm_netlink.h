@@ -335,23 +335,27 @@ int cnm_zc_uring_enter(int fd, unsigned int to_submit, unsigned int min_complete
 static inline uint32_t cnm_zc_load_acquire(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void cnm_zc_store_release(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
-// MARK: sockets and namespaces
+// MARK: sockets
 
-/// Opens a NETLINK_GENERIC socket with NETLINK_EXT_ACK and NETLINK_CAP_ACK enabled and
-/// binds it. When `netns_path` is non-NULL (e.g. /var/run/netns/NAME), the socket is
-/// created inside that network namespace (setns on the calling thread, then back).
-/// Returns the fd or -errno.
-int cnm_nl_open(const char *netns_path);
-/// Mirrors `if_indextoname(3)` inside the network namespace at `netns_path` (setns on
-/// the calling thread, then back). `buf` must hold 16 bytes. Returns 0 or -errno.
-int cnm_netns_ifname(const char *netns_path, unsigned int ifindex, char *buf);
+/// Mirrors `struct sockaddr_nl` (12 bytes): bind with all zeros but the family to let the
+/// kernel pick the port id.
+struct cnm_sockaddr_nl {
+    uint16_t nl_family;
+    uint16_t nl_pad;
+    uint32_t nl_pid;
+    uint32_t nl_groups;
+};
+_Static_assert(sizeof(struct cnm_sockaddr_nl) == 12, "struct sockaddr_nl is 12 bytes");
+
+/// SO_RCVTIMEO with a `struct timeval` of 64-bit fields (SO_RCVTIMEO_OLD on LP64; the
+/// libc macro picks between two values and does not import).
+#define CNM_SO_RCVTIMEO 20
+
 /// Mirrors `send(2)` on a netlink socket. Returns bytes or -errno (EINTR retried).
 long cnm_nl_send(int fd, const void *buf, size_t len);
-/// Mirrors `recv(2)`; with `peek_size` the message is peeked with MSG_TRUNC to learn its
-/// size. Returns bytes or -errno (EINTR retried).
-long cnm_nl_recv(int fd, void *buf, size_t len, int peek_size);
-/// Sets SO_RCVTIMEO in milliseconds. 0 or -errno.
-int cnm_nl_set_timeout(int fd, int millis);
+/// Mirrors `recv(2)` (`flags` as recv takes them, e.g. MSG_PEEK | MSG_TRUNC to learn a
+/// datagram's size). Returns bytes or -errno (EINTR retried).
+long cnm_nl_recv(int fd, void *buf, size_t len, int flags);
 
 /// Mirrors `recvmsg(2)` with one iovec and a control buffer. `*msg_flags` receives
 /// msg_flags and `*control_len` the control bytes written. Returns bytes or -errno
