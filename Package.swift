@@ -11,7 +11,9 @@ let ncclPluginLinkFlags = [
 ]
 
 // Layers (an arrow only points down):
-//   netmem (CLI) → NetmemURing / NetmemXDP / NetmemKernel → NetmemDevice → Netmem → CNetmemLinux
+//   netmem (CLI) → NetmemDoctor → NetmemURing / NetmemXDP / NetmemKernel / NetmemGPU
+//     → NetmemDevice → Netmem → CNetmemLinux
+//   NetmemKernel → NetmemNamespace → CNetmemLinux
 let package = Package(
     name: "netmem",
     platforms: [.macOS(.v15)],
@@ -23,6 +25,7 @@ let package = Package(
         .library(name: "NetmemKernel", targets: ["NetmemKernel"]),
         .library(name: "NetmemGPU", targets: ["NetmemGPU"]),
         .library(name: "NetmemGPUStandIn", targets: ["NetmemGPUStandIn"]),
+        .library(name: "NetmemDoctor", targets: ["NetmemDoctor"]),
         .library(name: "NetmemNamespace", targets: ["NetmemNamespace"]),
         .executable(name: "netmem", targets: ["netmem"]),
         .executable(name: "example-receive", targets: ["example-receive"]),
@@ -156,6 +159,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What this machine can do for every data path (`netmem doctor`): above them all,
+        // it asks each one's own probe.
+        .target(
+            name: "NetmemDoctor",
+            dependencies: [
+                "NetmemURing", "NetmemKernel", "NetmemGPU", "CNetmemLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // The NCCL network-plugin ABI (struct layouts, constants, logger calls).
         .target(name: "CNetmemNCCL"),
         // The plugin's exported tables (ncclNetPlugin_v11/_v10/_v9) over NetmemNCCL's
@@ -186,7 +198,7 @@ let package = Package(
             name: "netmem",
             dependencies: [
                 "Netmem", "NetmemDevice", "NetmemFraming", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
-                "NetmemNamespace",
+                "NetmemDoctor", "NetmemNamespace",
                 "NetmemSession", "NetmemMetrics", "NetmemBench", "NetmemNCCLCheck", "NetmemGPUStandIn", "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -235,6 +247,7 @@ let package = Package(
         .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemGPUStandIn", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemNamespaceTests", dependencies: ["NetmemNamespace"]),
+        .testTarget(name: "NetmemDoctorTests", dependencies: ["NetmemDoctor", "NetmemURing", "NetmemKernel", "NetmemGPU"]),
         .testTarget(
             name: "NetmemNCCLTests",
             dependencies: ["NetmemNCCL", "NetmemNCCLCheck", "CNetmemNCCL", "Netmem", "NetmemTestSupport"],

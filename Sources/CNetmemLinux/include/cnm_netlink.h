@@ -5,7 +5,6 @@
 //   - the `ethtool` family's rings request (for tcp-data-split, i.e. header split),
 //   - the devmem TCP socket ABI (SO_DEVMEM_*, struct dmabuf_cmsg / dmabuf_token),
 //   - the io_uring zero-copy receive (zcrx) ABI (include/uapi/linux/io_uring/zcrx.h),
-//   - small run-time capability probes used by `netmem doctor`.
 // All values are kernel ABI facts; every symbol carries the cnm_ prefix.
 #ifndef CNM_NETLINK_H
 #define CNM_NETLINK_H
@@ -369,26 +368,6 @@ long cnm_sendmsg_control(int fd, uint64_t iov_base, size_t len, const void *cont
 /// Mirrors `setsockopt(2)`; returns the (possibly positive) result or -errno. The devmem
 /// SO_DEVMEM_DONTNEED option returns the number of fragments freed.
 int cnm_setsockopt(int fd, int level, int name, const void *value, unsigned int len);
-
-// MARK: capability probes for `netmem doctor`
-
-/// What a throwaway io_uring says about itself.
-struct cnm_uring_caps {
-    int setup_errno;        // 0 when io_uring_setup worked
-    uint32_t features;      // io_uring_params.features
-    int probe_errno;        // 0 when IORING_REGISTER_PROBE worked
-    uint32_t last_op;       // highest opcode the kernel knows
-    uint8_t op_supported[256];
-    int pbuf_ring_errno;    // registering a provided-buffer ring: 0 or errno
-    int pbuf_inc_errno;     // same with IOU_PBUF_RING_INC
-    int zcrx_ring_errno;    // setting up a DEFER_TASKRUN|CQE32 ring: 0 or errno
-};
-/// Sets up a small ring and fills `caps`. Never fails; errors are recorded in `caps`.
-void cnm_probe_uring(struct cnm_uring_caps *caps);
-
-/// dlopen()s `name` (e.g. "libcuda.so.1") with RTLD_LAZY|RTLD_LOCAL and closes it again.
-/// Returns 1 when it loaded, 0 otherwise; `err` receives dlerror() text (truncated).
-int cnm_probe_dlopen(const char *name, char *err, size_t err_cap);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,16 @@ public enum NetworkInterface {
         (try? NetworkNamespace.run(path: namespacePath, returning: { name(ifindex: ifindex) }))
     }
 
+    /// The kernel driver bound to the interface (the last part of the sysfs
+    /// `device/driver` link, e.g. `mlx5_core`); nil for a virtual device.
+    public static func driver(name: String, sysfsRoot: String = "/sys/class/net") -> String? {
+        var buf = [CChar](repeating: 0, count: 512)
+        let n = readlink("\(sysfsRoot)/\(name)/device/driver", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        let path = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path.split(separator: "/").last.map(String.init)
+    }
+
     /// Mirrors `if_nametoindex(3)`; nil when no such interface exists here.
     public static func index(name: String) -> UInt32? {
         let i = if_nametoindex(name)
