@@ -13,7 +13,7 @@ let ncclPluginLinkFlags = [
 // Layers (an arrow only points down):
 //   netmem (CLI) → NetmemDoctor → NetmemURing / NetmemXDP / NetmemKernel / NetmemGPU
 //     → NetmemDevice → Netmem → CNetmemLinux
-//   NetmemKernel → NetmemNamespace → CNetmemLinux
+//   NetmemKernel → NetmemNamespace → CNetmemLinux;  NetmemGPU → CNetmemCUDA
 let package = Package(
     name: "netmem",
     platforms: [.macOS(.v15)],
@@ -48,6 +48,8 @@ let package = Package(
     targets: [
         // Kernel ABI structs/constants and thin syscall wrappers (cnm_ prefix).
         .target(name: "CNetmemLinux"),
+        // The CUDA driver API loaded at run time (dlopen, never linked): NetmemGPU only.
+        .target(name: "CNetmemCUDA"),
         // SHA-256 for the digests the CLI, examples and tests print (not a product);
         // optimized even in debug builds, where tests hash megabytes with it.
         .target(name: "NetmemSHA256", swiftSettings: [.unsafeFlags(["-O"])]),
@@ -154,7 +156,7 @@ let package = Package(
         .target(
             name: "NetmemGPU",
             dependencies: [
-                "NetmemDevice", "Netmem", "CNetmemLinux",
+                "NetmemDevice", "Netmem", "CNetmemLinux", "CNetmemCUDA",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -11,6 +11,5 @@
 #include "cnm_xdp.h"
 #include "cnm_netlink.h"
 #include "cnm_devmem.h"
-#include "cnm_cuda.h"
 
 #endif
