@@ -15,12 +15,13 @@ let ncclPluginLinkFlags = [
 //   netmem (CLI), example-receive, example-framed, example-load
 //   nccl-net-netmem (CNetmemNCCLExports + NetmemNCCL)     NetmemNCCLCheck
 //   NetmemMetrics  NetmemServiceLifecycle  NetmemBench (engines of `netmem bench`)
+//   NetmemDoctor                          what this machine supports, with fixes
 //   NetmemSession                         the receive session, RegionMemory, StreamSender
 //   NetmemURing  NetmemXDP  NetmemKernel  NetmemGPU (+ NetmemGPUStandIn, a test double)
-//   NetmemFraming                         frame header, parser, writer, CRC-32C
+//   NetmemFraming  NetmemNamespace        frames and CRC-32C; running code in a netns
 //   NetmemDevice                          regions, bindings, region maps, tokens, messages
 //   Netmem                                refs, areas, providers, the page pool
-//   CNetmemLinux  CNetmemNCCL             kernel and NCCL ABI, thin wrappers
+//   CNetmemLinux  CNetmemCUDA  CNetmemNCCL   kernel, CUDA driver and NCCL ABI, thin wrappers
 //   NetmemSHA256  CNetmemMallocCounter    digests for tools and tests; bench allocation counts
 //
 // Linux only: io_uring, AF_XDP, netlink and memfd are Linux interfaces. SwiftPM has no
@@ -39,6 +40,8 @@ let package = Package(
         .library(name: "NetmemKernel", targets: ["NetmemKernel"]),
         .library(name: "NetmemGPU", targets: ["NetmemGPU"]),
         .library(name: "NetmemGPUStandIn", targets: ["NetmemGPUStandIn"]),
+        .library(name: "NetmemDoctor", targets: ["NetmemDoctor"]),
+        .library(name: "NetmemNamespace", targets: ["NetmemNamespace"]),
         .executable(name: "netmem", targets: ["netmem"]),
         .executable(name: "example-receive", targets: ["example-receive"]),
         .executable(name: "example-framed", targets: ["example-framed"]),
@@ -60,6 +63,8 @@ let package = Package(
     targets: [
         // Kernel ABI structs/constants and thin syscall wrappers (cnm_ prefix).
         .target(name: "CNetmemLinux"),
+        // The CUDA driver API loaded at run time (dlopen, never linked): NetmemGPU only.
+        .target(name: "CNetmemCUDA"),
         // SHA-256 for the digests the CLI, examples and tests print (not a product);
         // optimized even in debug builds, where tests hash megabytes with it.
         .target(name: "NetmemSHA256", swiftSettings: [.unsafeFlags(["-O"])]),
@@ -79,6 +84,12 @@ let package = Package(
                 "Netmem", "CNetmemLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
+        ),
+        // Runs code with the calling thread in another network namespace (setns): the one
+        // switcher the netlink clients, the AF_XDP lab and the benchmarks share.
+        .target(
+            name: "NetmemNamespace",
+            dependencies: ["CNetmemLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // The frame format: header, parser, writer, CRC-32C. No transport.
         .target(
@@ -102,7 +113,7 @@ let package = Package(
         .target(
             name: "NetmemKernel",
             dependencies: [
-                "NetmemDevice", "Netmem", "CNetmemLinux",
+                "NetmemDevice", "NetmemNamespace", "Netmem", "CNetmemLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -157,7 +168,16 @@ let package = Package(
         .target(
             name: "NetmemGPU",
             dependencies: [
-                "NetmemDevice", "Netmem", "CNetmemLinux",
+                "NetmemDevice", "Netmem", "CNetmemLinux", "CNetmemCUDA",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // What this machine can do for every data path (`netmem doctor`): above them all,
+        // it asks each one's own probe.
+        .target(
+            name: "NetmemDoctor",
+            dependencies: [
+                "NetmemURing", "NetmemKernel", "NetmemGPU", "CNetmemLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -191,6 +211,7 @@ let package = Package(
             name: "netmem",
             dependencies: [
                 "Netmem", "NetmemDevice", "NetmemFraming", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
+                "NetmemDoctor", "NetmemNamespace",
                 "NetmemSession", "NetmemMetrics", "NetmemBench", "NetmemNCCLCheck", "NetmemGPUStandIn", "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -235,9 +256,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemNamespace", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemGPUStandIn", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemNamespaceTests", dependencies: ["NetmemNamespace"]),
+        .testTarget(name: "NetmemDoctorTests", dependencies: ["NetmemDoctor", "NetmemURing", "NetmemKernel", "NetmemGPU"]),
         .testTarget(
             name: "NetmemNCCLTests",
             dependencies: ["NetmemNCCL", "NetmemNCCLCheck", "CNetmemNCCL", "Netmem", "NetmemTestSupport"],

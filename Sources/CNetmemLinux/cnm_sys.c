@@ -91,3 +91,9 @@ int64_t cnm_memlock_limit(void) {
 int cnm_accept_cloexec(int listener) { return accept4(listener, NULL, NULL, SOCK_CLOEXEC); }
 
 int cnm_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int cnm_setsockopt(int fd, int level, int name, const void *value, unsigned int len) {
+    int r;
+    do { r = setsockopt(fd, level, name, value, len); } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+}

@@ -2,14 +2,15 @@ import CNetmemLinux
 import Glibc
 import SystemPackage
 
-/// An owned memory mapping, unmapped when it goes away.
-struct MappedMemory: ~Copyable, @unchecked Sendable {
-    let base: UnsafeMutableRawPointer
-    let length: Int
+/// An owned memory mapping, unmapped when it goes away. Shared with the data paths
+/// (`package`) for the mappings they own themselves (a zcrx area and refill region).
+package struct MappedMemory: ~Copyable, @unchecked Sendable {
+    package let base: UnsafeMutableRawPointer
+    package let length: Int
     let locked: Bool
 
     /// Mirrors `mmap(2)`.
-    init(length: Int, protection: Int32 = PROT_READ | PROT_WRITE, flags: Int32, fd: Int32 = -1,
+    package init(length: Int, protection: Int32 = PROT_READ | PROT_WRITE, flags: Int32, fd: Int32 = -1,
          offset: Int = 0) throws(NetmemError) {
         var err: Int32 = 0
         guard let p = cnm_mmap(nil, length, protection, flags, fd, off_t(offset), &err) else {

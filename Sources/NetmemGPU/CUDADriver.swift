@@ -1,4 +1,4 @@
-import CNetmemLinux
+import CNetmemCUDA
 import Glibc
 import SystemPackage
 

@@ -39,6 +39,12 @@ extension IOURing {
 
     /// Mirrors `io_uring_register_probe`: the opcodes this kernel supports.
     public func probeOpcodes() throws(URingError) -> Set<UInt8> {
+        try probeOpcodeTable().supported
+    }
+
+    /// Mirrors `io_uring_register_probe`: the highest opcode the kernel knows
+    /// (`last_op`) and the opcodes it supports.
+    public func probeOpcodeTable() throws(URingError) -> (highest: UInt8, supported: Set<UInt8>) {
         var probe = cnm_io_uring_probe()
         let r = cnm_io_uring_register(fileDescriptor.rawValue, UInt32(CNM_IORING_REGISTER_PROBE), &probe, 256)
         _ = try URingError.check(r, "io_uring_register_probe")
@@ -50,7 +56,7 @@ extension IOURing {
                 set.insert(ops[i].op)
             }
         }
-        return set
+        return (probe.last_op, set)
     }
 
     /// Mirrors `io_uring_register_buf_ring`: registers a provided-buffer ring of

@@ -17,13 +17,23 @@ public struct IOURing: ~Copyable {
         public var completionEntries: UInt32? = nil
         /// Ask for `IORING_SETUP_SINGLE_ISSUER` + `IORING_SETUP_DEFER_TASKRUN` (task work
         /// runs only when this thread enters the kernel). Falls back to a plain ring when
-        /// the kernel refuses them.
+        /// the kernel refuses them, unless `requiresDeferTaskRun`.
         public var singleIssuer: Bool = true
+        /// Fail instead of falling back when SINGLE_ISSUER + DEFER_TASKRUN are refused
+        /// (zero-copy receive needs them). Implies `singleIssuer`.
+        public var requiresDeferTaskRun: Bool = false
+        /// Ask for `IORING_SETUP_CQE32`: 32-byte completions whose second half carries
+        /// per-operation data (a RECV_ZC completion's `struct io_uring_zcrx_cqe`). Read it
+        /// with `reapBig`. Never dropped in a fallback.
+        public var bigCompletions: Bool = false
 
-        public init(entries: UInt32 = 256, completionEntries: UInt32? = nil, singleIssuer: Bool = true) {
+        public init(entries: UInt32 = 256, completionEntries: UInt32? = nil, singleIssuer: Bool = true,
+                    requiresDeferTaskRun: Bool = false, bigCompletions: Bool = false) {
             self.entries = entries
             self.completionEntries = completionEntries
             self.singleIssuer = singleIssuer
+            self.requiresDeferTaskRun = requiresDeferTaskRun
+            self.bigCompletions = bigCompletions
         }
     }
 
@@ -34,20 +44,25 @@ public struct IOURing: ~Copyable {
     /// The `IORING_SETUP_*` flags the ring was created with (after any fallback).
     public let setupFlags: UInt32
     @usableFromInline let rings: UnsafeMutablePointer<cnm_uring_rings>
+    private let mapping: Mapping
 
-    /// Mirrors `io_uring_setup(2)` + the ring mmaps. With `singleIssuer`, tries
-    /// SINGLE_ISSUER + DEFER_TASKRUN first and retries without on EINVAL.
+    /// Mirrors `io_uring_setup(2)` + the ring mmaps (`io_uring_queue_init_params`). With
+    /// `singleIssuer`, tries SINGLE_ISSUER + DEFER_TASKRUN first and, unless
+    /// `requiresDeferTaskRun`, retries without on EINVAL.
     public init(_ options: Options = Options()) throws(URingError) {
         guard options.entries > 0, options.entries <= 32768 else {
             throw .invalidConfiguration("ring entries \(options.entries): must be 1 to 32768")
         }
         var attempts: [UInt32] = []
-        let base: UInt32 = options.completionEntries != nil ? UInt32(CNM_IORING_SETUP_CQSIZE) : 0
-        if options.singleIssuer {
+        var base: UInt32 = options.completionEntries != nil ? UInt32(CNM_IORING_SETUP_CQSIZE) : 0
+        if options.bigCompletions { base |= UInt32(CNM_IORING_SETUP_CQE32) }
+        if options.singleIssuer || options.requiresDeferTaskRun {
             attempts.append(base | UInt32(CNM_IORING_SETUP_SINGLE_ISSUER) | UInt32(CNM_IORING_SETUP_DEFER_TASKRUN))
-            attempts.append(base | UInt32(CNM_IORING_SETUP_COOP_TASKRUN))
         }
-        attempts.append(base)
+        if !options.requiresDeferTaskRun {
+            if options.singleIssuer { attempts.append(base | UInt32(CNM_IORING_SETUP_COOP_TASKRUN)) }
+            attempts.append(base)
+        }
         var lastError = Errno.invalidArgument
         for flags in attempts {
             var params = cnm_io_uring_params()
@@ -62,31 +77,33 @@ public struct IOURing: ~Copyable {
                 }
                 throw .systemCall("io_uring_setup", e)
             }
-            let rings = UnsafeMutablePointer<cnm_uring_rings>.allocate(capacity: 1)
-            rings.initialize(to: cnm_uring_rings())
-            let r = cnm_uring_map(fd, &params, rings)
-            if r < 0 {
-                rings.deallocate()
+            let mapping: Mapping
+            do throws(URingError) {
+                mapping = try Mapping(fd: fd, params: params)
+            } catch {
                 close(fd)
-                throw .systemCall("mmap of the io_uring rings", Errno(rawValue: -r))
+                throw error
             }
             self.fileDescriptor = FileDescriptor(rawValue: fd)
             self.kernelFeatures = params.features
             self.setupFlags = flags
-            self.rings = rings
+            self.rings = mapping.rings
+            self.mapping = mapping
             return
         }
-        throw .systemCall("io_uring_setup", lastError)
+        throw .systemCall("io_uring_setup (flags 0x\(String(attempts.last ?? 0, radix: 16)))", lastError)
     }
 
     deinit {
-        cnm_uring_unmap(rings)
-        rings.deallocate()
+        // The mapping goes after this: the kernel keeps the ring alive while it is mapped.
         close(fileDescriptor.rawValue)
     }
 
     /// Whether the ring runs with SINGLE_ISSUER + DEFER_TASKRUN.
     public var defersTaskRun: Bool { setupFlags & UInt32(CNM_IORING_SETUP_DEFER_TASKRUN) != 0 }
+
+    /// Whether completions are 32 bytes (`IORING_SETUP_CQE32`, `Options.bigCompletions`).
+    public var hasBigCompletions: Bool { setupFlags & UInt32(CNM_IORING_SETUP_CQE32) != 0 }
 
     /// Submission queue size.
     public var submissionEntries: Int { Int(rings.pointee.sq_entries) }
@@ -140,7 +157,14 @@ public struct IOURing: ~Copyable {
         if let timeout {
             let (s, a) = timeout.components
             let ns = s <= 0 && a <= 0 ? 0 : UInt64(s) &* 1_000_000_000 &+ UInt64(a / 1_000_000_000)
-            r = cnm_io_uring_enter_timeout(fd, pending, UInt32(minimumCompletions), flags, max(ns, 1))
+            let wait = max(ns, 1)
+            var ts = cnm_kernel_timespec(tv_sec: Int64(wait / 1_000_000_000), tv_nsec: Int64(wait % 1_000_000_000))
+            r = withUnsafePointer(to: &ts) { tsp in
+                var arg = cnm_io_uring_getevents_arg()
+                arg.ts = UInt64(UInt(bitPattern: tsp))
+                return cnm_io_uring_enter2(fd, pending, UInt32(minimumCompletions), flags | UInt32(CNM_IORING_ENTER_EXT_ARG),
+                                           &arg, MemoryLayout<cnm_io_uring_getevents_arg>.size)
+            }
         } else {
             r = cnm_io_uring_enter(fd, pending, UInt32(minimumCompletions), flags)
         }
@@ -166,6 +190,23 @@ public struct IOURing: ~Copyable {
             let c = cnm_uring_cq_at(rings, UInt32(i))
             i += 1
             try body(Completion(userData: c.user_data, result: c.res, flags: c.flags))
+        }
+        return n
+    }
+
+    /// `reap` for a ring with 32-byte completions (`Options.bigCompletions`): hands each
+    /// ready completion to `body` with its second 16 bytes. Traps on a ring without
+    /// `IORING_SETUP_CQE32` (a programming error).
+    @discardableResult
+    public mutating func reapBig<E: Error>(maximum: Int = .max, _ body: (BigCompletion) throws(E) -> Void) throws(E) -> Int {
+        precondition(hasBigCompletions, "reapBig on an io_uring set up without IORING_SETUP_CQE32 (Options.bigCompletions)")
+        let n = min(Int(cnm_uring_cq_ready(rings)), maximum)
+        var i = 0
+        defer { if i > 0 { cnm_uring_cq_advance(rings, UInt32(i)) } }
+        while i < n {
+            let c = cnm_uring_cq32_at(rings, UInt32(i))
+            i += 1
+            try body(BigCompletion(c))
         }
         return n
     }

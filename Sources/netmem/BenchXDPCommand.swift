@@ -3,6 +3,7 @@ import CNetmemLinux
 import Glibc
 import Netmem
 import NetmemDevice
+import NetmemNamespace
 import NetmemXDP
 import Synchronization
 

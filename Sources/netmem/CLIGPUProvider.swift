@@ -5,12 +5,11 @@ import Netmem
 import NetmemDevice
 import NetmemGPU
 import NetmemGPUStandIn
-import NetmemKernel
 import NetmemSession
 import NetmemURing
 
 // GPU memory for the CLI: `--provider cuda[:N]` (and `cuda:standin`, the host stand-in)
-// for recv, demo and load; `--gpu-landing pinned|bounce`; doctor lines; bench numbers.
+// for recv, demo and load; `--gpu-landing pinned|bounce`; bench numbers.
 // The commands call into this file; the logic lives in NetmemGPU.
 
 /// `--provider host|hugepage|memfd|cuda|cuda:N|cuda:standin`.
@@ -133,23 +132,6 @@ enum CLIGPULoad {
         if pool.inFlight != 0 { throw CLIError("\(pool.inFlight) chunks still in flight after release") }
         lines.append("pool: \(pool.stats)")
         return lines
-    }
-}
-
-/// The CUDA lines of `netmem doctor`.
-enum CLIGPUDoctor {
-    static func checks(device: Int = 0) -> [DoctorCheck] {
-        GPUDoctor.lines(device: device).map { l in
-            let status: DoctorCheck.Status
-            switch l.status {
-            case .ok: status = .ok
-            case .missing: status = .missing
-            case .limited: status = .limited
-            case .info: status = .info
-            }
-            return DoctorCheck(area: "cuda", subject: l.subject, status: status, detail: l.detail, checked: l.checked,
-                               fix: l.fix, value: l.value)
-        }
     }
 }
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import NetmemKernel
+import NetmemDoctor
 
 #if canImport(Glibc)
 import Glibc
@@ -16,8 +16,7 @@ struct DoctorCommand: ParsableCommand {
     var json = false
 
     func run() {
-        var report = DoctorReport.build()
-        report.checks = report.checks.filter { $0.area != "cuda" } + CLIGPUDoctor.checks()
+        let report = DoctorReport.build()
         if json {
             print(ReportJSON.array(report.checks.map { c in
                 .object([

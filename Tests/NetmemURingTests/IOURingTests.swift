@@ -29,6 +29,51 @@ struct IOURingTests {
         #expect(left == 0)
     }
 
+    /// Five rounds of four NOPs through an 8-entry CQ of 32-byte entries: the index wraps
+    /// twice, and every completion must come back with its own user data whether read
+    /// through the 16-byte view (`reap`) or whole (`reapBig`). Read with a 16-byte stride,
+    /// entry i would be half of entry i/2.
+    @Test("32-byte completions (CQE32) are read at their stride, with their second half",
+          .enabled(if: URingTest.hasBigCompletionRings, "a SINGLE_ISSUER|DEFER_TASKRUN|CQE32 ring (Linux 6.1+) was refused"))
+    func bigCompletions() throws {
+        var ring = try IOURing(IOURing.Options(entries: 4, requiresDeferTaskRun: true, bigCompletions: true))
+        let (big, defers, cqEntries) = (ring.hasBigCompletions, ring.defersTaskRun, ring.completionEntries)
+        #expect(big && defers)
+        #expect(cqEntries == 8)
+        var seen: [UInt64] = []
+        for round in 0..<5 {
+            for k in 0..<4 { try ring.prepareNop(userData: UInt64(1000 + round * 10 + k)) }
+            try ring.submitAndWait(minimumCompletions: 4, timeout: .seconds(5))
+            if round % 2 == 0 {
+                ring.reapBig { c in
+                    #expect(c.completion.result == 0)
+                    #expect(c.extra == (0, 0), "a NOP leaves the second half empty, got \(c)")
+                    seen.append(c.completion.userData)
+                }
+            } else {
+                ring.reap { c in
+                    #expect(c.result == 0)
+                    seen.append(c.userData)
+                }
+            }
+        }
+        var expected: [UInt64] = []
+        for r in 0..<5 { for k in 0..<4 { expected.append(UInt64(1000 + r * 10 + k)) } }
+        #expect(seen == expected)
+        let left = ring.readyCompletions
+        #expect(left == 0)
+    }
+
+    @Test("a ring that requires DEFER_TASKRUN never falls back to a plain one")
+    func requiredDeferTaskRunDoesNotFallBack() throws {
+        let ring = try IOURing(IOURing.Options(entries: 4, singleIssuer: false, requiresDeferTaskRun: true))
+        let defers = ring.defersTaskRun
+        #expect(defers, "requiresDeferTaskRun implies SINGLE_ISSUER|DEFER_TASKRUN")
+        let plain = try IOURing(IOURing.Options(entries: 4, singleIssuer: false))
+        let (big, plainDefers) = (plain.hasBigCompletions, plain.defersTaskRun)
+        #expect(!big && !plainDefers)
+    }
+
     @Test("a wait with a timeout returns without completions")
     func waitTimesOut() throws {
         var ring = try IOURing(IOURing.Options(entries: 4))

@@ -11,6 +11,7 @@ enum URingTest {
     static var hasBufferRings: Bool { features?.providedBufferRings ?? false }
     static var hasIncremental: Bool { features?.incrementalBuffers ?? false }
     static var hasSendZC: Bool { features?.sendZeroCopy ?? false }
+    static var hasBigCompletionRings: Bool { features?.bigCompletionRings ?? false }
 
     static func skipReason(_ what: String) -> Bool {
         print("SKIP: \(what) is not available on this kernel (features: \(features.map { "\($0)" } ?? "io_uring unavailable"))")

@@ -13,11 +13,11 @@ import Testing
         #expect(MemoryLayout<cnm_zcrx_cqe>.size == 16)
         #expect(MemoryLayout<cnm_zcrx_offsets>.size == 32)
         #expect(MemoryLayout<cnm_zcrx_area_reg>.size == 48)
-        #expect(MemoryLayout<cnm_uring_region_desc>.size == 64)
+        #expect(MemoryLayout<cnm_io_uring_region_desc>.size == 64)
         #expect(MemoryLayout<cnm_zcrx_ifq_reg>.size == 96)
-        #expect(MemoryLayout<cnm_zc_cqe32>.size == 32)
-        #expect(MemoryLayout<cnm_zc_sqe>.size == 64)
-        #expect(MemoryLayout<cnm_zc_uring_params>.size == 120)
+        #expect(MemoryLayout<cnm_io_uring_cqe32>.size == 32)
+        #expect(MemoryLayout<cnm_io_uring_sqe>.size == 64)
+        #expect(MemoryLayout<cnm_io_uring_params>.size == 120)
         #expect(MemoryLayout<cnm_zcrx_ifq_reg>.offset(of: \.area_ptr) == 16)
         #expect(MemoryLayout<cnm_zcrx_ifq_reg>.offset(of: \.region_ptr) == 24)
         #expect(MemoryLayout<cnm_zcrx_ifq_reg>.offset(of: \.offsets) == 32)
@@ -26,11 +26,13 @@ import Testing
         #expect(MemoryLayout<cnm_zcrx_area_reg>.offset(of: \.rq_area_token) == 16)
         #expect(MemoryLayout<cnm_zcrx_area_reg>.offset(of: \.flags) == 24)
         #expect(MemoryLayout<cnm_zcrx_area_reg>.offset(of: \.dmabuf_fd) == 28)
-        #expect(MemoryLayout<cnm_zc_sqe>.offset(of: \.zcrx_ifq_idx) == 44)
-        #expect(MemoryLayout<cnm_zc_sqe>.offset(of: \.user_data) == 32)
-        #expect(MemoryLayout<cnm_zc_cqe32>.offset(of: \.zcrx) == 16)
-        #expect(CNM_ZC_IORING_REGISTER_ZCRX_IFQ == 32 && CNM_ZC_IORING_OP_RECV_ZC == 58)
-        #expect(CNM_ZC_IORING_ZCRX_AREA_SHIFT == 48)
+        // RECV_ZC names the queue in the slot shared by file_index and zcrx_ifq_idx.
+        #expect(MemoryLayout<cnm_io_uring_sqe>.offset(of: \.file_index) == 44)
+        #expect(MemoryLayout<cnm_io_uring_sqe>.offset(of: \.user_data) == 32)
+        #expect(MemoryLayout<cnm_io_uring_cqe32>.offset(of: \.big_cqe) == 16)
+        #expect(CNM_IORING_REGISTER_ZCRX_IFQ == 32 && CNM_IORING_OP_RECV_ZC == 58)
+        #expect(CNM_IORING_SETUP_CQE32 == 1 << 11)
+        #expect(CNM_IORING_ZCRX_AREA_SHIFT == 48)
     }
 
     /// The refill ring on a fake mapping: we produce, a simulated kernel consumes by
@@ -76,17 +78,14 @@ import Testing
     }
 
     @Test func completionBecomesAFragmentAndGoesBack() {
-        var cqe = cnm_zc_cqe32()
-        cqe.user_data = 77
-        cqe.res = 1000
-        cqe.flags = UInt32(CNM_ZC_IORING_CQE_F_MORE)
-        cqe.zcrx.off = (2 << 48) | (5 * 4096 + 100)
+        var cqe = BigCompletion(completion: Completion(userData: 77, result: 1000, flags: UInt32(CNM_IORING_CQE_F_MORE)),
+                                extra: ((2 << 48) | (5 * 4096 + 100), 0))
         let f = ZcrxCompletion.fragment(cqe, bufferShift: 12)
         #expect(f == Fragment(regionOffset: 5 * 4096 + 100, length: 1000, token: 5, regionID: 2))
         #expect(ZcrxCompletion.refillOffset(token: 5, bufferShift: 12, areaToken: 2 << 48) == (2 << 48) | (5 << 12))
-        cqe.res = 0
+        cqe.completion.result = 0
         #expect(ZcrxCompletion.fragment(cqe, bufferShift: 12) == nil, "an EOF completion carries no data")
-        cqe.res = -104
+        cqe.completion.result = -104
         #expect(ZcrxCompletion.fragment(cqe, bufferShift: 12) == nil, "an error completion carries no data")
     }
 

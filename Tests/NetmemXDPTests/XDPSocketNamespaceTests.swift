@@ -1,6 +1,7 @@
 import Foundation
 import Netmem
 import NetmemDevice
+import NetmemNamespace
 import Testing
 @testable import NetmemXDP
 

@@ -1,11 +1,9 @@
-// Kernel netmem uAPI that the installed (6.1) headers lack or that Swift cannot import:
+// Netlink uAPI that the installed (6.1) headers lack or that Swift cannot import:
 //   - netlink / generic netlink framing and the extended-ACK attributes,
 //   - the `netdev` generic-netlink family (Documentation/netlink/specs/netdev.yaml,
 //     include/uapi/linux/netdev.h, values as of Linux 6.18),
-//   - the `ethtool` family's rings request (for tcp-data-split, i.e. header split),
-//   - the devmem TCP socket ABI (SO_DEVMEM_*, struct dmabuf_cmsg / dmabuf_token),
-//   - the io_uring zero-copy receive (zcrx) ABI (include/uapi/linux/io_uring/zcrx.h),
-//   - small run-time capability probes used by `netmem doctor`.
+//   - the `ethtool` family's rings and channels requests (tcp-data-split, queue counts),
+//   - thin send/recv wrappers for a netlink socket.
 // All values are kernel ABI facts; every symbol carries the cnm_ prefix.
 #ifndef CNM_NETLINK_H
 #define CNM_NETLINK_H
@@ -167,224 +165,27 @@ extern "C" {
 #define CNM_ETHTOOL_A_CHANNELS_RX_COUNT     6
 #define CNM_ETHTOOL_A_CHANNELS_COMBINED_COUNT 9
 
-// MARK: devmem TCP socket ABI (asm-generic/socket.h, uapi/linux/uio.h)
+// MARK: the socket
 
-#define CNM_SOL_SOCKET          1
-#define CNM_SO_ZEROCOPY         60
-#define CNM_SO_DEVMEM_LINEAR    78
-#define CNM_SCM_DEVMEM_LINEAR   CNM_SO_DEVMEM_LINEAR
-#define CNM_SO_DEVMEM_DMABUF    79
-#define CNM_SCM_DEVMEM_DMABUF   CNM_SO_DEVMEM_DMABUF
-#define CNM_SO_DEVMEM_DONTNEED  80
-#define CNM_MSG_SOCK_DEVMEM     0x2000000
-#define CNM_MSG_ZEROCOPY        0x4000000
-#define CNM_MSG_CTRUNC          0x8
-#define CNM_MSG_DONTWAIT        0x40
-
-/// Mirrors `struct dmabuf_cmsg` (24 bytes).
-struct cnm_dmabuf_cmsg {
-    uint64_t frag_offset;
-    uint32_t frag_size;
-    uint32_t frag_token;
-    uint32_t dmabuf_id;
-    uint32_t flags;
+/// Mirrors `struct sockaddr_nl` (12 bytes): bind with all zeros but the family to let the
+/// kernel pick the port id.
+struct cnm_sockaddr_nl {
+    uint16_t nl_family;
+    uint16_t nl_pad;
+    uint32_t nl_pid;
+    uint32_t nl_groups;
 };
+_Static_assert(sizeof(struct cnm_sockaddr_nl) == 12, "struct sockaddr_nl is 12 bytes");
 
-/// Mirrors `struct dmabuf_token` (8 bytes).
-struct cnm_dmabuf_token {
-    uint32_t token_start;
-    uint32_t token_count;
-};
+/// SO_RCVTIMEO with a `struct timeval` of 64-bit fields (SO_RCVTIMEO_OLD on LP64; the
+/// libc macro picks between two values and does not import).
+#define CNM_SO_RCVTIMEO 20
 
-/// struct cmsghdr on this ABI: size_t len, int level, int type (16 bytes on LP64).
-#define CNM_CMSG_HDRLEN   16
-#define CNM_CMSG_ALIGNTO  8
-
-// MARK: io_uring zcrx ABI (uapi/linux/io_uring.h, io_uring/zcrx.h, Linux 6.18)
-
-#define CNM_ZC_IORING_REGISTER_PROBE      8
-#define CNM_ZC_IORING_REGISTER_PBUF_RING  22
-#define CNM_ZC_IORING_UNREGISTER_PBUF_RING 23
-#define CNM_ZC_IORING_REGISTER_ZCRX_IFQ   32
-#define CNM_ZC_IORING_OP_SEND_ZC          47
-#define CNM_ZC_IORING_OP_RECV_ZC          58
-#define CNM_ZC_IORING_SETUP_SINGLE_ISSUER (1U << 12)
-#define CNM_ZC_IORING_SETUP_DEFER_TASKRUN (1U << 13)
-#define CNM_ZC_IORING_SETUP_CQE32         (1U << 11)
-#define CNM_ZC_IORING_SETUP_SQE128        (1U << 10)
-#define CNM_ZC_IORING_SETUP_NO_SQARRAY    (1U << 16)
-#define CNM_ZC_IORING_FEAT_RECVSEND_BUNDLE (1U << 14)
-#define CNM_ZC_IORING_FEAT_NATIVE_WORKERS (1U << 9)
-#define CNM_ZC_IOU_PBUF_RING_INC          2
-#define CNM_ZC_IORING_RECV_MULTISHOT      (1U << 1)
-#define CNM_ZC_IORING_CQE_F_MORE          (1U << 1)
-#define CNM_ZC_IORING_MEM_REGION_TYPE_USER 1
-#define CNM_ZC_IORING_ZCRX_AREA_SHIFT     48
-#define CNM_ZC_IORING_ZCRX_AREA_DMABUF    1
-#define CNM_ZC_IORING_OFF_SQ_RING         0ULL
-#define CNM_ZC_IORING_OFF_CQ_RING         0x8000000ULL
-#define CNM_ZC_IORING_OFF_SQES            0x10000000ULL
-#define CNM_ZC_IORING_ENTER_GETEVENTS     1U
-
-/// Mirrors `struct io_uring_zcrx_rqe` (16 bytes): one refill-queue entry.
-struct cnm_zcrx_rqe {
-    uint64_t off;
-    uint32_t len;
-    uint32_t pad;
-};
-
-/// Mirrors `struct io_uring_zcrx_cqe` (16 bytes): the second half of a 32-byte CQE.
-struct cnm_zcrx_cqe {
-    uint64_t off;
-    uint64_t pad;
-};
-
-/// Mirrors `struct io_uring_zcrx_offsets` (32 bytes).
-struct cnm_zcrx_offsets {
-    uint32_t head;
-    uint32_t tail;
-    uint32_t rqes;
-    uint32_t resv2;
-    uint64_t resv[2];
-};
-
-/// Mirrors `struct io_uring_zcrx_area_reg` (48 bytes).
-struct cnm_zcrx_area_reg {
-    uint64_t addr;
-    uint64_t len;
-    uint64_t rq_area_token;
-    uint32_t flags;
-    uint32_t dmabuf_fd;
-    uint64_t resv2[2];
-};
-
-/// Mirrors `struct io_uring_region_desc` (64 bytes).
-struct cnm_uring_region_desc {
-    uint64_t user_addr;
-    uint64_t size;
-    uint32_t flags;
-    uint32_t id;
-    uint64_t mmap_offset;
-    uint64_t resv[4];
-};
-
-/// Mirrors `struct io_uring_zcrx_ifq_reg` (96 bytes).
-struct cnm_zcrx_ifq_reg {
-    uint32_t if_idx;
-    uint32_t if_rxq;
-    uint32_t rq_entries;
-    uint32_t flags;
-    uint64_t area_ptr;
-    uint64_t region_ptr;
-    struct cnm_zcrx_offsets offsets;
-    uint32_t zcrx_id;
-    uint32_t rx_buf_len;
-    uint64_t resv[3];
-};
-
-/// Mirrors `struct io_sqring_offsets` / `io_cqring_offsets` / `io_uring_params` (120 bytes).
-struct cnm_zc_sqring_offsets {
-    uint32_t head, tail, ring_mask, ring_entries, flags, dropped, array, resv1;
-    uint64_t user_addr;
-};
-struct cnm_zc_cqring_offsets {
-    uint32_t head, tail, ring_mask, ring_entries, overflow, cqes, flags, resv1;
-    uint64_t user_addr;
-};
-struct cnm_zc_uring_params {
-    uint32_t sq_entries, cq_entries, flags, sq_thread_cpu, sq_thread_idle, features, wq_fd;
-    uint32_t resv[3];
-    struct cnm_zc_sqring_offsets sq_off;
-    struct cnm_zc_cqring_offsets cq_off;
-};
-
-/// Mirrors `struct io_uring_sqe` (64 bytes), only the fields RECV_ZC uses named.
-struct cnm_zc_sqe {
-    uint8_t  opcode;
-    uint8_t  flags;
-    uint16_t ioprio;
-    int32_t  fd;
-    uint64_t off;
-    uint64_t addr;
-    uint32_t len;
-    uint32_t op_flags;     // msg_flags for RECV_ZC
-    uint64_t user_data;
-    uint16_t buf_index;
-    uint16_t personality;
-    uint32_t zcrx_ifq_idx; // union with splice_fd_in / file_index
-    uint64_t addr3;
-    uint64_t pad2;
-};
-
-/// Mirrors `struct io_uring_cqe` followed by the 16 extra bytes of a CQE32 ring (32 bytes).
-struct cnm_zc_cqe32 {
-    uint64_t user_data;
-    int32_t  res;
-    uint32_t flags;
-    struct cnm_zcrx_cqe zcrx;
-};
-
-/// Mirrors `io_uring_setup(2)`. Returns the ring fd or -errno.
-int cnm_zc_uring_setup(uint32_t entries, struct cnm_zc_uring_params *p);
-/// Mirrors `io_uring_register(2)`. Returns >= 0 or -errno (EINTR retried).
-int cnm_zc_uring_register(int fd, unsigned int opcode, void *arg, unsigned int nr_args);
-/// Mirrors `io_uring_enter(2)`. Returns >= 0 or -errno (EINTR retried).
-int cnm_zc_uring_enter(int fd, unsigned int to_submit, unsigned int min_complete, unsigned int flags);
-
-/// Release/acquire accesses to ring indices shared with the kernel.
-static inline uint32_t cnm_zc_load_acquire(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-static inline void cnm_zc_store_release(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-
-// MARK: sockets and namespaces
-
-/// Opens a NETLINK_GENERIC socket with NETLINK_EXT_ACK and NETLINK_CAP_ACK enabled and
-/// binds it. When `netns_path` is non-NULL (e.g. /var/run/netns/NAME), the socket is
-/// created inside that network namespace (setns on the calling thread, then back).
-/// Returns the fd or -errno.
-int cnm_nl_open(const char *netns_path);
-/// Mirrors `if_indextoname(3)` inside the network namespace at `netns_path` (setns on
-/// the calling thread, then back). `buf` must hold 16 bytes. Returns 0 or -errno.
-int cnm_netns_ifname(const char *netns_path, unsigned int ifindex, char *buf);
 /// Mirrors `send(2)` on a netlink socket. Returns bytes or -errno (EINTR retried).
 long cnm_nl_send(int fd, const void *buf, size_t len);
-/// Mirrors `recv(2)`; with `peek_size` the message is peeked with MSG_TRUNC to learn its
-/// size. Returns bytes or -errno (EINTR retried).
-long cnm_nl_recv(int fd, void *buf, size_t len, int peek_size);
-/// Sets SO_RCVTIMEO in milliseconds. 0 or -errno.
-int cnm_nl_set_timeout(int fd, int millis);
-
-/// Mirrors `recvmsg(2)` with one iovec and a control buffer. `*msg_flags` receives
-/// msg_flags and `*control_len` the control bytes written. Returns bytes or -errno
-/// (EINTR retried).
-long cnm_recvmsg_control(int fd, void *buf, size_t len, void *control, size_t control_cap,
-                         int flags, int *msg_flags, size_t *control_len);
-/// Mirrors `sendmsg(2)` with one iovec whose base is `iov_base` (for devmem TX this is an
-/// offset into the dma-buf, not an address) and a control buffer. Returns bytes or -errno.
-long cnm_sendmsg_control(int fd, uint64_t iov_base, size_t len, const void *control,
-                         size_t control_len, int flags);
-/// Mirrors `setsockopt(2)`; returns the (possibly positive) result or -errno. The devmem
-/// SO_DEVMEM_DONTNEED option returns the number of fragments freed.
-int cnm_setsockopt(int fd, int level, int name, const void *value, unsigned int len);
-
-// MARK: capability probes for `netmem doctor`
-
-/// What a throwaway io_uring says about itself.
-struct cnm_uring_caps {
-    int setup_errno;        // 0 when io_uring_setup worked
-    uint32_t features;      // io_uring_params.features
-    int probe_errno;        // 0 when IORING_REGISTER_PROBE worked
-    uint32_t last_op;       // highest opcode the kernel knows
-    uint8_t op_supported[256];
-    int pbuf_ring_errno;    // registering a provided-buffer ring: 0 or errno
-    int pbuf_inc_errno;     // same with IOU_PBUF_RING_INC
-    int zcrx_ring_errno;    // setting up a DEFER_TASKRUN|CQE32 ring: 0 or errno
-};
-/// Sets up a small ring and fills `caps`. Never fails; errors are recorded in `caps`.
-void cnm_probe_uring(struct cnm_uring_caps *caps);
-
-/// dlopen()s `name` (e.g. "libcuda.so.1") with RTLD_LAZY|RTLD_LOCAL and closes it again.
-/// Returns 1 when it loaded, 0 otherwise; `err` receives dlerror() text (truncated).
-int cnm_probe_dlopen(const char *name, char *err, size_t err_cap);
+/// Mirrors `recv(2)` (`flags` as recv takes them, e.g. MSG_PEEK | MSG_TRUNC to learn a
+/// datagram's size). Returns bytes or -errno (EINTR retried).
+long cnm_nl_recv(int fd, void *buf, size_t len, int flags);
 
 #ifdef __cplusplus
 }

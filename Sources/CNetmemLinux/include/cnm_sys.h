@@ -61,6 +61,10 @@ static inline void cnm_cpu_relax(void) {
 /// Mirrors `memfd_create(2)`. Returns the fd or -errno.
 int cnm_memfd_create(const char *name, unsigned int flags);
 
+/// Mirrors `setsockopt(2)`; returns the (possibly positive) result or -errno (EINTR
+/// retried). The devmem SO_DEVMEM_DONTNEED option returns the number of fragments freed.
+int cnm_setsockopt(int fd, int level, int name, const void *value, unsigned int len);
+
 /* accept4(2) with SOCK_CLOEXEC (a GNU call the Glibc module does not show): the new
    socket's fd, or -1 with errno set. */
 int cnm_accept_cloexec(int listener);

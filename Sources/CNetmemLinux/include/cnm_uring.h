@@ -19,6 +19,7 @@ extern "C" {
 #define CNM_IORING_SETUP_SUBMIT_ALL      (1U << 7)
 #define CNM_IORING_SETUP_COOP_TASKRUN    (1U << 8)
 #define CNM_IORING_SETUP_TASKRUN_FLAG    (1U << 9)
+#define CNM_IORING_SETUP_CQE32           (1U << 11)
 #define CNM_IORING_SETUP_SINGLE_ISSUER   (1U << 12)
 #define CNM_IORING_SETUP_DEFER_TASKRUN   (1U << 13)
 
@@ -97,6 +98,9 @@ extern "C" {
 #define CNM_IORING_REGISTER_PBUF_STATUS      26
 #define CNM_IORING_REGISTER_ZCRX_IFQ         32
 
+// MARK: - Memory regions (struct io_uring_region_desc.flags)
+#define CNM_IORING_MEM_REGION_TYPE_USER      1
+
 // MARK: - Provided-buffer ring registration flags (io_uring_buf_reg.flags)
 #define CNM_IOU_PBUF_RING_MMAP           1
 #define CNM_IOU_PBUF_RING_INC            2
@@ -157,6 +161,39 @@ struct cnm_io_uring_cqe {
     uint32_t flags;
 };
 
+/// Mirrors `struct io_uring_cqe` followed by `big_cqe[2]`: one entry of a ring set up
+/// with IORING_SETUP_CQE32 (32 bytes; zcrx puts `struct io_uring_zcrx_cqe` there).
+struct cnm_io_uring_cqe32 {
+    uint64_t user_data;
+    int32_t  res;
+    uint32_t flags;
+    uint64_t big_cqe[2];
+};
+
+/// Mirrors `struct io_uring_getevents_arg` (IORING_ENTER_EXT_ARG).
+struct cnm_io_uring_getevents_arg {
+    uint64_t sigmask;
+    uint32_t sigmask_sz;
+    uint32_t min_wait_usec;
+    uint64_t ts;
+};
+
+/// Mirrors `struct __kernel_timespec`.
+struct cnm_kernel_timespec {
+    int64_t tv_sec;
+    int64_t tv_nsec;
+};
+
+/// Mirrors `struct io_uring_region_desc` (64 bytes).
+struct cnm_io_uring_region_desc {
+    uint64_t user_addr;
+    uint64_t size;
+    uint32_t flags;
+    uint32_t id;
+    uint64_t mmap_offset;
+    uint64_t resv[4];
+};
+
 /// Mirrors `struct io_uring_probe_op`.
 struct cnm_io_uring_probe_op {
     uint8_t  op;
@@ -207,13 +244,17 @@ struct cnm_iovec {
 
 _Static_assert(sizeof(struct cnm_io_uring_sqe) == 64, "io_uring_sqe is 64 bytes");
 _Static_assert(sizeof(struct cnm_io_uring_cqe) == 16, "io_uring_cqe is 16 bytes");
+_Static_assert(sizeof(struct cnm_io_uring_cqe32) == 32, "a CQE32 entry is 32 bytes");
+_Static_assert(sizeof(struct cnm_io_uring_getevents_arg) == 24, "io_uring_getevents_arg is 24 bytes");
+_Static_assert(sizeof(struct cnm_io_uring_region_desc) == 64, "io_uring_region_desc is 64 bytes");
 _Static_assert(sizeof(struct cnm_io_uring_params) == 120, "io_uring_params is 120 bytes");
 _Static_assert(sizeof(struct cnm_io_uring_buf) == 16, "io_uring_buf is 16 bytes");
 _Static_assert(sizeof(struct cnm_io_uring_buf_reg) == 40, "io_uring_buf_reg is 40 bytes");
 
 // MARK: - The mapped rings
 
-/// Pointers into the mmap'd SQ and CQ rings of one io_uring instance.
+/// Pointers into the mapped SQ and CQ rings of one io_uring instance, for the inline
+/// ring accessors below. NetmemURing maps the rings and fills this in.
 struct cnm_uring_rings {
     uint32_t *sq_head;
     uint32_t *sq_tail;
@@ -227,16 +268,12 @@ struct cnm_uring_rings {
     uint32_t *cq_overflow;
     uint32_t  cq_mask;
     uint32_t  cq_entries;
+    /// The CQE array; entries are `16 << cqe_shift` bytes apart.
     struct cnm_io_uring_cqe *cqes;
+    /// 1 on a ring set up with IORING_SETUP_CQE32 (32-byte entries), else 0.
+    uint32_t  cqe_shift;
     /// Our private copy of the SQ tail (entries handed out, not yet published).
     uint32_t  sq_local_tail;
-    // Mapping bookkeeping for teardown.
-    void  *sq_map;
-    size_t sq_map_len;
-    void  *cq_map;     // equal to sq_map with IORING_FEAT_SINGLE_MMAP
-    size_t cq_map_len;
-    void  *sqe_map;
-    size_t sqe_map_len;
 };
 
 /// Mirrors `io_uring_setup(2)`. Returns the ring fd or -errno.
@@ -245,25 +282,14 @@ int cnm_io_uring_setup(uint32_t entries, struct cnm_io_uring_params *params);
 /// Mirrors `io_uring_enter(2)` without an argument. Returns >= 0 or -errno (EINTR retried).
 int cnm_io_uring_enter(int fd, uint32_t to_submit, uint32_t min_complete, uint32_t flags);
 
-/// Mirrors `io_uring_enter2(2)` with IORING_ENTER_EXT_ARG and a timeout: waits for
-/// `min_complete` completions at most `timeout_ns` nanoseconds. Returns the number of
-/// SQEs submitted, or -errno (-ETIME when the timeout expired first).
-int cnm_io_uring_enter_timeout(int fd, uint32_t to_submit, uint32_t min_complete,
-                               uint32_t flags, uint64_t timeout_ns);
+/// Mirrors `io_uring_enter2(2)`: `io_uring_enter` with an argument of `arg_size` bytes
+/// (with IORING_ENTER_EXT_ARG in `flags`, a `struct cnm_io_uring_getevents_arg`).
+/// Returns >= 0 or -errno (EINTR retried; -ETIME when a timeout expired first).
+int cnm_io_uring_enter2(int fd, uint32_t to_submit, uint32_t min_complete, uint32_t flags,
+                        const void *arg, size_t arg_size);
 
 /// Mirrors `io_uring_register(2)`. Returns >= 0 or -errno (EINTR retried).
 int cnm_io_uring_register(int fd, uint32_t opcode, const void *arg, uint32_t nr_args);
-
-/// Maps the SQ ring, CQ ring and SQE array described by `params` (after setup) and fills
-/// `rings`. Returns 0 or -errno (everything mapped so far is unmapped again).
-int cnm_uring_map(int fd, const struct cnm_io_uring_params *params, struct cnm_uring_rings *rings);
-
-/// Unmaps what cnm_uring_map mapped.
-void cnm_uring_unmap(struct cnm_uring_rings *rings);
-
-/// Maps a kernel-allocated provided-buffer ring (IOU_PBUF_RING_MMAP). Returns the address
-/// or NULL with *err set.
-void *cnm_uring_map_pbuf_ring(int fd, uint16_t bgid, size_t length, int *err);
 
 /// The platform's O_DIRECT open flag (not importable without _GNU_SOURCE).
 int cnm_o_direct(void);
@@ -308,9 +334,15 @@ static inline uint32_t cnm_uring_cq_ready(const struct cnm_uring_rings *r) {
     return __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE) - *r->cq_head;
 }
 
-/// The i-th ready completion (i < cnm_uring_cq_ready).
+/// The i-th ready completion (i < cnm_uring_cq_ready): its first 16 bytes, whatever the
+/// entry size.
 static inline struct cnm_io_uring_cqe cnm_uring_cq_at(const struct cnm_uring_rings *r, uint32_t i) {
-    return r->cqes[(*r->cq_head + i) & r->cq_mask];
+    return r->cqes[((*r->cq_head + i) & r->cq_mask) << r->cqe_shift];
+}
+
+/// The i-th ready completion of a CQE32 ring (cqe_shift == 1), all 32 bytes.
+static inline struct cnm_io_uring_cqe32 cnm_uring_cq32_at(const struct cnm_uring_rings *r, uint32_t i) {
+    return *(const struct cnm_io_uring_cqe32 *)&r->cqes[((*r->cq_head + i) & r->cq_mask) << 1];
 }
 
 /// Marks `n` completions as consumed.

@@ -105,7 +105,7 @@ public enum DevmemDiagnosis {
                                      kernel: NetlinkError?) -> [DevmemMissingPiece] {
         var missing: [DevmemMissingPiece] = []
         if !isDmabuf(fd) { missing.append(.notADmabuf(fd: fd, what: describe(fd))) }
-        let driver = DoctorReport.driver(of: interface)
+        let driver = NetworkInterface.driver(name: interface)
         let errno = kernel?.kernelErrno
         if errno == .notSupported || driver == nil {
             missing.append(.noQueueManagement(interface: interface, driver: driver))

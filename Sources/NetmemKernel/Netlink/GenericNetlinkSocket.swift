@@ -1,5 +1,6 @@
 import CNetmemLinux
 import Glibc
+import NetmemNamespace
 import SystemPackage
 
 /// A generic-netlink socket talking to one family. Owns the socket; closing it (deinit)
@@ -22,21 +23,26 @@ public struct GenericNetlinkSocket: ~Copyable {
 
     /// Opens a socket and resolves `family` (e.g. "netdev", "ethtool"). With
     /// `namespacePath` (such as `/var/run/netns/NAME`) the socket is made inside that
-    /// network namespace; netdev requests then see that namespace's devices.
+    /// network namespace (the calling thread enters it for the `socket` call and comes
+    /// back); netdev requests then see that namespace's devices.
     /// Mirrors `socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC)` + `CTRL_CMD_GETFAMILY`.
     public init(family: String, namespacePath: String? = nil) throws(NetlinkError) {
-        let fd: Int32
+        let opened: Result<FileDescriptor, NetlinkError>
         if let namespacePath {
-            fd = namespacePath.withCString { cnm_nl_open($0) }
+            do throws(NetworkNamespaceError) {
+                opened = try NetworkNamespace.run(path: namespacePath, returning: GenericNetlinkSocket.open)
+            } catch {
+                switch error {
+                case .noSuchNamespace:
+                    throw .system("opening a netlink socket in \(namespacePath) (no such namespace; see `ip netns list`)", error.errno)
+                case let .systemCall(call, errno):
+                    throw .system("opening a netlink socket in \(namespacePath): \(call)", errno)
+                }
+            }
         } else {
-            fd = cnm_nl_open(nil)
+            opened = GenericNetlinkSocket.open()
         }
-        guard fd >= 0 else {
-            throw .system(namespacePath.map { "opening a netlink socket in \($0)" } ?? "socket(AF_NETLINK, NETLINK_GENERIC)",
-                          Errno(rawValue: -fd))
-        }
-        _ = cnm_nl_set_timeout(fd, GenericNetlinkSocket.receiveTimeoutMillis)
-        let descriptor = FileDescriptor(rawValue: fd)
+        let descriptor = try opened.get()
         do {
             let id = try GenericNetlinkSocket.resolve(family: family, fd: descriptor)
             self.fileDescriptor = descriptor
@@ -46,6 +52,35 @@ public struct GenericNetlinkSocket: ~Copyable {
             _ = try? descriptor.close()
             throw error
         }
+    }
+
+    /// Opens a NETLINK_GENERIC socket in the calling thread's namespace with extended
+    /// ACKs (the kernel's reason in words) and capped ACKs (no echoed request), binds it,
+    /// and sets the receive timeout. Mirrors `socket(2)` + `setsockopt(2)` + `bind(2)`.
+    private static func open() -> Result<FileDescriptor, NetlinkError> {
+        let fd = socket(CNM_AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), CNM_NETLINK_GENERIC)
+        guard fd >= 0 else { return .failure(.system("socket(AF_NETLINK, NETLINK_GENERIC)", Errno(rawValue: errno))) }
+        var one: Int32 = 1
+        let size = UInt32(MemoryLayout<Int32>.size)
+        // Both are optional: an older kernel without them still answers, with less detail.
+        _ = cnm_setsockopt(fd, CNM_SOL_NETLINK, CNM_NETLINK_EXT_ACK, &one, size)
+        _ = cnm_setsockopt(fd, CNM_SOL_NETLINK, CNM_NETLINK_CAP_ACK, &one, size)
+        let millis = receiveTimeoutMillis
+        var timeout = timeval(tv_sec: Int(millis / 1000), tv_usec: Int(millis % 1000) * 1000)
+        _ = cnm_setsockopt(fd, SOL_SOCKET, CNM_SO_RCVTIMEO, &timeout, UInt32(MemoryLayout<timeval>.size))
+        var address = cnm_sockaddr_nl()
+        address.nl_family = UInt16(CNM_AF_NETLINK)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<cnm_sockaddr_nl>.size))
+            }
+        }
+        guard bound == 0 else {
+            let e = Errno(rawValue: errno)
+            close(fd)
+            return .failure(.system("bind(AF_NETLINK)", e))
+        }
+        return .success(FileDescriptor(rawValue: fd))
     }
 
     deinit {
@@ -147,7 +182,7 @@ public struct GenericNetlinkSocket: ~Copyable {
 
     private static func receiveDatagram(fd: FileDescriptor, what: String) throws(NetlinkError) -> [UInt8] {
         var probe: UInt8 = 0
-        let size = cnm_nl_recv(fd.rawValue, &probe, 0, 1)
+        let size = cnm_nl_recv(fd.rawValue, &probe, 0, Int32(MSG_PEEK | MSG_TRUNC))
         if size < 0 {
             let e = Errno(rawValue: Int32(-size))
             if e == .wouldBlock || e == .resourceTemporarilyUnavailable {

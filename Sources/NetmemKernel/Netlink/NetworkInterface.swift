@@ -1,5 +1,5 @@
-import CNetmemLinux
 import Glibc
+import NetmemNamespace
 
 /// Interface names and indexes in the caller's network namespace.
 public enum NetworkInterface {
@@ -10,11 +10,21 @@ public enum NetworkInterface {
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The name of `ifindex` inside the network namespace at `namespacePath`.
+    /// The name of `ifindex` inside the network namespace at `namespacePath` (the
+    /// calling thread enters it for the lookup and comes back); nil when there is no such
+    /// interface or namespace.
     public static func name(ifindex: UInt32, namespacePath: String) -> String? {
-        var buf = [CChar](repeating: 0, count: 32)
-        guard cnm_netns_ifname(namespacePath, ifindex, &buf) == 0 else { return nil }
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        (try? NetworkNamespace.run(path: namespacePath, returning: { name(ifindex: ifindex) }))
+    }
+
+    /// The kernel driver bound to the interface (the last part of the sysfs
+    /// `device/driver` link, e.g. `mlx5_core`); nil for a virtual device.
+    public static func driver(name: String, sysfsRoot: String = "/sys/class/net") -> String? {
+        var buf = [CChar](repeating: 0, count: 512)
+        let n = readlink("\(sysfsRoot)/\(name)/device/driver", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        let path = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path.split(separator: "/").last.map(String.init)
     }
 
     /// Mirrors `if_nametoindex(3)`; nil when no such interface exists here.

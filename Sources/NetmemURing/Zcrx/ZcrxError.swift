@@ -3,7 +3,7 @@ import SystemPackage
 /// Why io_uring zero-copy receive could not be set up or used.
 public enum ZcrxError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The ring zcrx needs (SINGLE_ISSUER | DEFER_TASKRUN | CQE32) was refused.
-    case ringSetup(Errno)
+    case ringSetup(URingError)
     /// Mapping the rings, the refill queue or the area failed.
     case mapFailed(what: String, bytes: Int, errno: Errno)
     /// `IORING_REGISTER_ZCRX_IFQ` was refused; `reason` says what that means.
@@ -14,8 +14,8 @@ public enum ZcrxError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// The kernel ended or refused a zero-copy receive.
     case receiveFailed(Errno)
-    /// Submitting or waiting failed.
-    case system(String, Errno)
+    /// Submitting to or waiting on the queue's io_uring failed.
+    case ring(URingError)
 
     public var description: String {
         switch self {
@@ -31,8 +31,8 @@ public enum ZcrxError: Error, Sendable, Equatable, CustomStringConvertible {
             return "invalid zcrx configuration: \(why)"
         case let .receiveFailed(e):
             return "zero-copy receive failed: \(e)"
-        case let .system(call, e):
-            return "\(call) failed: \(e)"
+        case let .ring(e):
+            return "the zcrx queue's io_uring: \(e)"
         }
     }
 

@@ -1,5 +1,6 @@
 import CNetmemLinux
 import Glibc
+import Netmem
 import NetmemDevice
 import Synchronization
 import SystemPackage
@@ -32,12 +33,12 @@ public enum ZcrxEvent: Sendable, Equatable {
 /// kernel lands straight in our area, reported by RECV_ZC completions (32-byte CQEs) and
 /// given back through the refill ring.
 ///
-/// Owns its own small ring set up with SINGLE_ISSUER | DEFER_TASKRUN | CQE32, which zcrx
-/// requires (the shared `IOURing` has no CQE32 option), the area and the refill region;
-/// all are released on deinit. Mirrors liburing's zcrx example flow:
-/// `io_uring_register_ifq` → `RECV_ZC` multishot → CQE → refill ring.
-// @unchecked: the ring memory is touched by the receiving thread only; the refill ring,
-// which token returns write from any thread, is behind a lock.
+/// Runs on its own `IOURing` set up with SINGLE_ISSUER | DEFER_TASKRUN | CQE32, which zcrx
+/// requires, and owns the area and the refill region; all are released on deinit.
+/// Mirrors liburing's zcrx example flow: `io_uring_register_ifq` → `RECV_ZC` multishot →
+/// CQE → refill ring.
+// @unchecked: the ring is touched by the receiving thread only (startReceive, reap); the
+// refill ring, which token returns write from any thread, is behind a lock.
 public final class ZcrxQueue: TokenReturning, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var interface: String
@@ -45,7 +46,7 @@ public final class ZcrxQueue: TokenReturning, @unchecked Sendable {
         public var area: ZcrxArea
         /// Refill ring entries (a power of two).
         public var refillEntries: UInt32
-        /// Submission entries of the private ring.
+        /// Submission entries of the queue's io_uring.
         public var ringEntries: UInt32
 
         public init(interface: String, queue: UInt32, area: ZcrxArea = .host(bytes: 16 << 20),
@@ -65,7 +66,13 @@ public final class ZcrxQueue: TokenReturning, @unchecked Sendable {
     public let areaToken: UInt64
     /// log2 of the receive buffer size (the kernel's `niov_shift`; page size by default).
     public let bufferShift: UInt32
-    private let resources: ZcrxResources
+    private var ring: IOURing
+    /// The host area's bytes (nil for a dma-buf area, which the CPU does not map).
+    private let hostArea: UnsafeMutableRawBufferPointer?
+    /// The host area's mapping (owns `hostArea`).
+    private let areaMapping: MappedMemory?
+    /// The refill region the kernel and `refill` share.
+    private let refillRegion: MappedMemory
     private let refill: Mutex<ZcrxRefillRing>
 
     /// Sets up the ring, maps the area and the refill region, and registers the queue.
@@ -79,78 +86,111 @@ public final class ZcrxQueue: TokenReturning, @unchecked Sendable {
         let ifindex = if_nametoindex(c.interface)
         guard ifindex != 0 else { throw .noSuchInterface(c.interface) }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let res = ZcrxResources()
-        try res.setupRing(entries: c.ringEntries)
-
         var areaReg = cnm_zcrx_area_reg()
+        if case let .host(bytes) = c.area, bytes <= 0 || bytes % page != 0 {
+            throw .invalidConfiguration("a host area must be a positive multiple of the page size (\(page)), not \(bytes)")
+        }
+        let ring: IOURing
+        do throws(URingError) {
+            ring = try IOURing(IOURing.Options(entries: c.ringEntries, requiresDeferTaskRun: true, bigCompletions: true))
+        } catch {
+            throw .ringSetup(error)
+        }
+
+        let areaMapping: MappedMemory?
+        let hostArea: UnsafeMutableRawBufferPointer?
         switch c.area {
         case let .host(bytes):
-            guard bytes > 0, bytes % page == 0 else {
-                throw .invalidConfiguration("a host area must be a positive multiple of the page size (\(page)), not \(bytes)")
-            }
-            let p = try res.map(bytes, what: "zcrx area")
-            res.area = (p, bytes)
-            areaReg.addr = UInt64(UInt(bitPattern: p))
+            let m = try Self.map(bytes, what: "zcrx area")
+            hostArea = UnsafeMutableRawBufferPointer(start: m.base, count: m.length)
+            areaReg.addr = UInt64(UInt(bitPattern: m.base))
             areaReg.len = UInt64(bytes)
+            areaMapping = consume m
         case let .dmabuf(fd, bytes):
             areaReg.len = UInt64(bytes)
-            areaReg.flags = UInt32(CNM_ZC_IORING_ZCRX_AREA_DMABUF)
+            areaReg.flags = UInt32(CNM_IORING_ZCRX_AREA_DMABUF)
             areaReg.dmabuf_fd = UInt32(bitPattern: fd)
+            hostArea = nil
+            areaMapping = nil
         }
-        let refillBytes = ZcrxRefillRing.regionSize(entries: c.refillEntries, pageSize: page)
-        let refillBase = try res.map(refillBytes, what: "zcrx refill ring")
-        res.refill = (refillBase, refillBytes)
-        var region = cnm_uring_region_desc()
-        region.user_addr = UInt64(UInt(bitPattern: refillBase))
-        region.size = UInt64(refillBytes)
-        region.flags = UInt32(CNM_ZC_IORING_MEM_REGION_TYPE_USER)
+        let refillRegion = try Self.map(ZcrxRefillRing.regionSize(entries: c.refillEntries, pageSize: page),
+                                        what: "zcrx refill ring")
+        var region = cnm_io_uring_region_desc()
+        region.user_addr = UInt64(UInt(bitPattern: refillRegion.base))
+        region.size = UInt64(refillRegion.length)
+        region.flags = UInt32(CNM_IORING_MEM_REGION_TYPE_USER)
 
         var reg = cnm_zcrx_ifq_reg()
         reg.if_idx = ifindex
         reg.if_rxq = c.queue
         reg.rq_entries = c.refillEntries
+        let ringFD = ring.fileDescriptor.rawValue
         let r = withUnsafeMutablePointer(to: &areaReg) { areaPtr in
             withUnsafeMutablePointer(to: &region) { regionPtr in
                 reg.area_ptr = UInt64(UInt(bitPattern: areaPtr))
                 reg.region_ptr = UInt64(UInt(bitPattern: regionPtr))
-                return cnm_zc_uring_register(res.ringFD, UInt32(CNM_ZC_IORING_REGISTER_ZCRX_IFQ), &reg, 1)
+                return cnm_io_uring_register(ringFD, UInt32(CNM_IORING_REGISTER_ZCRX_IFQ), &reg, 1)
             }
         }
-        guard r >= 0 else {
-            let e = Errno(rawValue: -r)
+        let refused: Errno? = r < 0 ? Errno(rawValue: -r) : nil
+        if let e = refused {
             throw .registrationRefused(interface: c.interface, queue: c.queue, errno: e,
                                        reason: ZcrxError.explainRegistration(e, interface: c.interface))
         }
         self.configuration = c
-        self.resources = res
         zcrxID = reg.zcrx_id
         areaToken = areaReg.rq_area_token
         bufferShift = reg.rx_buf_len > 0 ? UInt32(reg.rx_buf_len.trailingZeroBitCount) : UInt32(page.trailingZeroBitCount)
-        refill = Mutex(ZcrxRefillRing(base: refillBase, offsets: reg.offsets, count: c.refillEntries))
+        refill = Mutex(ZcrxRefillRing(base: refillRegion.base, offsets: reg.offsets, count: c.refillEntries))
+        self.ring = ring
+        self.hostArea = hostArea
+        self.areaMapping = areaMapping
+        self.refillRegion = refillRegion
+    }
+
+    private static func map(_ bytes: Int, what: String) throws(ZcrxError) -> MappedMemory {
+        do throws(NetmemError) {
+            return try MappedMemory(length: bytes, flags: MAP_PRIVATE | MAP_ANONYMOUS)
+        } catch {
+            guard case let .mapFailed(_, e) = error else { preconditionFailure("mmap threw \(error)") }
+            throw .mapFailed(what: what, bytes: bytes, errno: e)
+        }
     }
 
     /// Starts a multishot zero-copy receive on `socket` (a TCP socket whose flow the NIC
     /// steers to this queue). Mirrors `io_uring_prep_rw(IORING_OP_RECV_ZC)` with
     /// `IORING_RECV_MULTISHOT` and the queue's `zcrx_ifq_idx`.
     public func startReceive(socket: FileDescriptor, userData: UInt64) throws(ZcrxError) {
-        var sqe = cnm_zc_sqe()
-        sqe.opcode = UInt8(CNM_ZC_IORING_OP_RECV_ZC)
-        sqe.fd = socket.rawValue
-        sqe.ioprio = UInt16(CNM_ZC_IORING_RECV_MULTISHOT)
-        sqe.zcrx_ifq_idx = zcrxID
-        sqe.user_data = userData
-        try resources.submit(sqe)
+        let id = zcrxID
+        do throws(URingError) {
+            try ring.prepareRaw { sqe in
+                sqe.opcode = UInt8(CNM_IORING_OP_RECV_ZC)
+                sqe.fd = socket.rawValue
+                sqe.ioprio = UInt16(CNM_IORING_RECV_MULTISHOT)
+                sqe.file_index = Int32(bitPattern: id)  // zcrx_ifq_idx
+                sqe.user_data = userData
+            }
+            try ring.submit()
+        } catch {
+            throw .ring(error)
+        }
     }
 
     /// Waits for at least `minimum` completions and turns them into events.
     public func reap(minimum: Int = 1, maximum: Int = 256) throws(ZcrxError) -> [ZcrxEvent] {
+        do throws(URingError) {
+            try ring.submitAndWait(minimumCompletions: minimum, timeout: nil)
+        } catch {
+            throw .ring(error)
+        }
         var events: [ZcrxEvent] = []
-        try resources.reap(minimum: minimum, maximum: maximum) { cqe in
-            if let f = ZcrxCompletion.fragment(cqe, bufferShift: bufferShift) {
-                events.append(.fragment(f, userData: cqe.user_data))
+        let shift = bufferShift
+        ring.reapBig(maximum: maximum) { cqe in
+            if let f = ZcrxCompletion.fragment(cqe, bufferShift: shift) {
+                events.append(.fragment(f, userData: cqe.completion.userData))
             }
-            if cqe.flags & UInt32(CNM_ZC_IORING_CQE_F_MORE) == 0 {
-                events.append(.ended(userData: cqe.user_data, error: cqe.res < 0 ? Errno(rawValue: -cqe.res) : nil))
+            if !cqe.completion.hasMore {
+                events.append(.ended(userData: cqe.completion.userData, error: cqe.completion.error))
             }
         }
         return events
@@ -158,8 +198,8 @@ public final class ZcrxQueue: TokenReturning, @unchecked Sendable {
 
     /// The bytes of a fragment of a host area (nil for a dma-buf area).
     public func bytes(of fragment: Fragment) -> UnsafeRawBufferPointer? {
-        guard let (base, size) = resources.area, fragment.regionOffset + UInt64(fragment.length) <= UInt64(size) else { return nil }
-        return UnsafeRawBufferPointer(start: base + Int(fragment.regionOffset), count: fragment.length)
+        guard let area = hostArea, fragment.regionOffset + UInt64(fragment.length) <= UInt64(area.count) else { return nil }
+        return UnsafeRawBufferPointer(rebasing: area[Int(fragment.regionOffset)..<Int(fragment.regionOffset) + fragment.length])
     }
 
     /// Gives buffers back through the refill ring (one entry per token) and publishes.
@@ -181,89 +221,5 @@ public final class ZcrxQueue: TokenReturning, @unchecked Sendable {
             return .success(n)
         }
         return try result.get()
-    }
-}
-
-/// The ring, mappings and fd of a zcrx queue; whatever was acquired is released on
-/// deinit, also when setup fails halfway.
-final class ZcrxResources {
-    var ringFD: Int32 = -1
-    var params = cnm_zc_uring_params()
-    var sqRing: (UnsafeMutableRawPointer, Int)?
-    var cqRing: (UnsafeMutableRawPointer, Int)?
-    var sqes: (UnsafeMutableRawPointer, Int)?
-    var area: (UnsafeMutableRawPointer, Int)?
-    var refill: (UnsafeMutableRawPointer, Int)?
-
-    deinit {
-        for m in [sqRing, cqRing, sqes, area, refill] {
-            if let (p, n) = m { munmap(p, n) }
-        }
-        if ringFD >= 0 { close(ringFD) }
-    }
-
-    func map(_ bytes: Int, what: String, fd: Int32 = -1, offset: Int = 0) throws(ZcrxError) -> UnsafeMutableRawPointer {
-        var err: Int32 = 0
-        let flags = fd < 0 ? (MAP_PRIVATE | MAP_ANONYMOUS) : (MAP_SHARED | CNM_MAP_POPULATE)
-        guard let p = cnm_mmap(nil, bytes, PROT_READ | PROT_WRITE, flags, fd, off_t(offset), &err) else {
-            throw .mapFailed(what: what, bytes: bytes, errno: Errno(rawValue: err))
-        }
-        return p
-    }
-
-    /// Mirrors `io_uring_queue_init_params` with SINGLE_ISSUER | DEFER_TASKRUN | CQE32.
-    func setupRing(entries: UInt32) throws(ZcrxError) {
-        params.flags = CNM_ZC_IORING_SETUP_SINGLE_ISSUER | CNM_ZC_IORING_SETUP_DEFER_TASKRUN | CNM_ZC_IORING_SETUP_CQE32
-        let fd = cnm_zc_uring_setup(entries, &params)
-        guard fd >= 0 else { throw .ringSetup(Errno(rawValue: -fd)) }
-        ringFD = fd
-        let sqBytes = Int(params.sq_off.array) + Int(params.sq_entries) * 4
-        let cqBytes = Int(params.cq_off.cqes) + Int(params.cq_entries) * MemoryLayout<cnm_zc_cqe32>.size
-        let single = params.features & 1 != 0  // IORING_FEAT_SINGLE_MMAP
-        let sq = try map(single ? max(sqBytes, cqBytes) : sqBytes, what: "SQ ring", fd: fd, offset: Int(CNM_ZC_IORING_OFF_SQ_RING))
-        sqRing = (sq, single ? max(sqBytes, cqBytes) : sqBytes)
-        if !single {
-            cqRing = (try map(cqBytes, what: "CQ ring", fd: fd, offset: Int(CNM_ZC_IORING_OFF_CQ_RING)), cqBytes)
-        }
-        let sqeBytes = Int(params.sq_entries) * MemoryLayout<cnm_zc_sqe>.size
-        sqes = (try map(sqeBytes, what: "SQEs", fd: fd, offset: Int(CNM_ZC_IORING_OFF_SQES)), sqeBytes)
-    }
-
-    private func u32(_ base: UnsafeMutableRawPointer, _ off: UInt32) -> UnsafeMutablePointer<UInt32> {
-        (base + Int(off)).assumingMemoryBound(to: UInt32.self)
-    }
-
-    /// Writes one SQE and submits it.
-    func submit(_ sqe: cnm_zc_sqe) throws(ZcrxError) {
-        guard let (sq, _) = sqRing, let (sqeBase, _) = sqes else { preconditionFailure("zcrx ring used before setup") }
-        let tailPtr = u32(sq, params.sq_off.tail)
-        let mask = u32(sq, params.sq_off.ring_mask).pointee
-        let tail = tailPtr.pointee
-        let index = tail & mask
-        sqeBase.assumingMemoryBound(to: cnm_zc_sqe.self)[Int(index)] = sqe
-        u32(sq, params.sq_off.array)[Int(index)] = index
-        cnm_zc_store_release(tailPtr, tail &+ 1)
-        let r = cnm_zc_uring_enter(ringFD, 1, 0, 0)
-        guard r >= 0 else { throw .system("io_uring_enter(submit RECV_ZC)", Errno(rawValue: -r)) }
-    }
-
-    /// Waits for `minimum` completions and hands each CQE32 to `body`.
-    func reap(minimum: Int, maximum: Int, _ body: (cnm_zc_cqe32) -> Void) throws(ZcrxError) {
-        guard let (sq, _) = sqRing else { preconditionFailure("zcrx ring used before setup") }
-        let cq = cqRing?.0 ?? sq
-        let r = cnm_zc_uring_enter(ringFD, 0, UInt32(minimum), CNM_ZC_IORING_ENTER_GETEVENTS)
-        guard r >= 0 else { throw .system("io_uring_enter(GETEVENTS)", Errno(rawValue: -r)) }
-        let headPtr = u32(cq, params.cq_off.head)
-        let tail = cnm_zc_load_acquire(u32(cq, params.cq_off.tail))
-        let mask = u32(cq, params.cq_off.ring_mask).pointee
-        let cqes = (cq + Int(params.cq_off.cqes)).assumingMemoryBound(to: cnm_zc_cqe32.self)
-        var head = headPtr.pointee
-        var n = 0
-        while head != tail && n < maximum {
-            body(cqes[Int(head & mask)])
-            head &+= 1
-            n += 1
-        }
-        cnm_zc_store_release(headPtr, head)
     }
 }

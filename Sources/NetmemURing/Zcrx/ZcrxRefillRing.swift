@@ -23,7 +23,7 @@ public struct ZcrxRefillRing {
         tail = (base + Int(offsets.tail)).assumingMemoryBound(to: UInt32.self)
         entries = (base + Int(offsets.rqes)).assumingMemoryBound(to: cnm_zcrx_rqe.self)
         self.count = count
-        localTail = cnm_zc_load_acquire(tail)
+        localTail = cnm_zcrx_load_acquire(tail)
     }
 
     /// Bytes a refill region needs for `count` entries: the head/tail block aligned to a
@@ -34,10 +34,10 @@ public struct ZcrxRefillRing {
     }
 
     /// Entries we may still write before the kernel consumes more.
-    public var free: Int { Int(count &- (localTail &- cnm_zc_load_acquire(head))) }
+    public var free: Int { Int(count &- (localTail &- cnm_zcrx_load_acquire(head))) }
 
     /// Entries written but not yet published.
-    public var unpublished: Int { Int(localTail &- cnm_zc_load_acquire(tail)) }
+    public var unpublished: Int { Int(localTail &- cnm_zcrx_load_acquire(tail)) }
 
     /// Writes one entry: the buffer at `offset` (area token in the top 16 bits), `length`
     /// bytes. Returns false when the ring is full. Not visible to the kernel until `publish`.
@@ -51,7 +51,7 @@ public struct ZcrxRefillRing {
 
     /// Makes written entries visible to the kernel (store-release of the tail).
     public mutating func publish() {
-        cnm_zc_store_release(tail, localTail)
+        cnm_zcrx_store_release(tail, localTail)
     }
 
     /// The entry at ring position `index` (for tests and diagnostics).
@@ -61,17 +61,19 @@ public struct ZcrxRefillRing {
 /// What a zcrx completion says, and how it becomes a `Fragment` and back.
 public enum ZcrxCompletion {
     /// Bits of `off` below the area id.
-    public static let offsetMask: UInt64 = (1 << UInt64(CNM_ZC_IORING_ZCRX_AREA_SHIFT)) - 1
+    public static let offsetMask: UInt64 = (1 << UInt64(CNM_IORING_ZCRX_AREA_SHIFT)) - 1
 
     /// Turns a RECV_ZC completion (a 32-byte CQE whose second half is
-    /// `struct io_uring_zcrx_cqe`) into a fragment: the offset inside the area, the
-    /// length, the area id as `regionID`, and the buffer index (offset >> `bufferShift`)
-    /// as the token. Returns nil for a completion that carries no data (res <= 0).
-    public static func fragment(_ cqe: cnm_zc_cqe32, bufferShift: UInt32) -> Fragment? {
-        guard cqe.res > 0 else { return nil }
-        let areaOffset = cqe.zcrx.off & offsetMask
-        let area = cqe.zcrx.off >> UInt64(CNM_ZC_IORING_ZCRX_AREA_SHIFT)
-        return Fragment(regionOffset: areaOffset, length: Int(cqe.res),
+    /// `struct io_uring_zcrx_cqe`: `off` first) into a fragment: the offset inside the
+    /// area, the length, the area id as `regionID`, and the buffer index
+    /// (offset >> `bufferShift`) as the token. Returns nil for a completion that carries no
+    /// data (res <= 0).
+    public static func fragment(_ cqe: BigCompletion, bufferShift: UInt32) -> Fragment? {
+        guard cqe.completion.result > 0 else { return nil }
+        let off = cqe.extra.0  // io_uring_zcrx_cqe.off
+        let areaOffset = off & offsetMask
+        let area = off >> UInt64(CNM_IORING_ZCRX_AREA_SHIFT)
+        return Fragment(regionOffset: areaOffset, length: Int(cqe.completion.result),
                         token: UInt32(truncatingIfNeeded: areaOffset >> UInt64(bufferShift)), regionID: UInt32(area))
     }
 

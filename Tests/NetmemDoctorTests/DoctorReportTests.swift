@@ -1,6 +1,9 @@
 import Glibc
+import NetmemGPU
+import NetmemKernel
+import NetmemURing
 import Testing
-@testable import NetmemKernel
+@testable import NetmemDoctor
 
 @Suite struct DoctorReportTests {
     let report = DoctorReport.build()
@@ -61,5 +64,47 @@ import Testing
         #expect((udmabuf.status == .ok) == (access("/dev/udmabuf", F_OK) == 0))
         let cuda = try #require(report.check("cuda", "CUDA driver"))
         #expect(cuda.checked.contains("libcuda.so.1"))
+    }
+
+    @Test func uringLinesSayWhatTheProbeFound() throws {
+        let base = try #require(report.check("io_uring", "io_uring"))
+        guard let f = try? IOURing.probeFeatures() else {
+            #expect(base.status == .missing && base.fix != nil, "io_uring is unavailable, the line must say so")
+            return
+        }
+        #expect(base.status == .ok)
+        #expect(base.value == f.highestOpcode.map { String($0) })
+        if let highest = f.highestOpcode { #expect(f.opcodes.allSatisfy { $0 <= highest }) }
+        let expected: [(String, Bool)] = [
+            ("provided-buffer rings", f.providedBufferRings), ("incremental buffer consumption", f.incrementalBuffers),
+            ("recv/send bundles", f.bundles), ("SEND_ZC", f.sendZeroCopy),
+            ("zcrx (RECV_ZC)", f.receiveZeroCopy && f.bigCompletionRings == true),
+        ]
+        for (subject, present) in expected {
+            let line = try #require(report.check("io_uring", subject))
+            #expect((line.status == .ok) == present, "\(subject): line says \(line.status), the probe says \(present)")
+        }
+        // The zcrx ring probe agrees with setting one up here.
+        let ring = (try? IOURing(IOURing.Options(entries: 4, requiresDeferTaskRun: true, bigCompletions: true))) != nil
+        #expect(f.bigCompletionRings == ring)
+    }
+
+    @Test(.enabled(if: !CUDADriver.libraryLoads, "an NVIDIA driver is installed here"))
+    func cudaLinesWithoutADriverReportEachPieceMissing() {
+        let lines = report.checks(in: "cuda")
+        #expect(lines.map(\.subject) == ["CUDA driver", "CUDA devices", "dma-buf export"])
+        for l in lines {
+            #expect(l.status == .missing)
+            #expect(l.detail == "not available: libcuda.so.1 not found")
+        }
+        #expect(lines.allSatisfy { $0.fix != nil }, "each missing CUDA line says how to get it")
+    }
+
+    @Test func linesAreGroupedByAreaInReportOrder() {
+        let ranks = report.checks.map { DoctorReport.areas.firstIndex(of: $0.area) ?? DoctorReport.areas.count }
+        #expect(ranks == ranks.sorted(), "areas out of order: \(report.checks.map(\.area))")
+        for area in ["io_uring", "memory", "dma-buf", "cuda"] {
+            #expect(!report.checks(in: area).isEmpty, "no \(area) lines")
+        }
     }
 }
