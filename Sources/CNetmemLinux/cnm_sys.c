@@ -2,12 +2,14 @@
 #include "cnm_sys.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,7 +90,9 @@ int64_t cnm_memlock_limit(void) {
     return r.rlim_cur == RLIM_INFINITY ? INT64_MAX : (int64_t)r.rlim_cur;
 }
 
-int cnm_accept_cloexec(int listener) { return accept4(listener, NULL, NULL, SOCK_CLOEXEC); }
+int cnm_accept_cloexec(int listener, int nonblocking) {
+    return accept4(listener, NULL, NULL, SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0));
+}
 
 int cnm_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
@@ -96,4 +100,11 @@ int cnm_setsockopt(int fd, int level, int name, const void *value, unsigned int 
     int r;
     do { r = setsockopt(fd, level, name, value, len); } while (r < 0 && errno == EINTR);
     return r < 0 ? -errno : r;
+}
+
+void cnm_set_thread_name(const char *name) {
+    char buf[16];
+    strncpy(buf, name, sizeof buf - 1);
+    buf[sizeof buf - 1] = 0;
+    pthread_setname_np(pthread_self(), buf);
 }

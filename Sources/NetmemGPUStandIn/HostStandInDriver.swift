@@ -286,7 +286,7 @@ final class StandInStream: @unchecked Sendable {
 
     private let queue = Mutex(Queue())
     private let wakeups: UnsafeMutablePointer<sem_t>
-    private var thread = pthread_t()
+    private var thread: JoinableThread?
     private weak var driver: HostStandInDriver?
     private let counter: (@Sendable (Int) -> Void)
 
@@ -295,13 +295,7 @@ final class StandInStream: @unchecked Sendable {
         counter = { [weak driver] n in driver?.bytesCopied.add(n, ordering: .relaxed) }
         wakeups = .allocate(capacity: 1)
         sem_init(wakeups, 0, 0)
-        let box = Unmanaged.passRetained(self)
-        let r = pthread_create(&thread, nil, { raw in
-            let me = Unmanaged<StandInStream>.fromOpaque(raw!).takeRetainedValue()
-            me.run()
-            return nil
-        }, box.toOpaque())
-        precondition(r == 0, "pthread_create for a stand-in stream failed with \(r)")
+        thread = JoinableThread { [self] in run() }
     }
 
     deinit {
@@ -328,7 +322,7 @@ final class StandInStream: @unchecked Sendable {
     func stop() {
         setPaused(false)
         enqueue(.stop)
-        pthread_join(thread, nil)
+        thread?.join()
     }
 
     private func run() {

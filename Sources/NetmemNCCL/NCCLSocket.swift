@@ -1,4 +1,4 @@
-import CNetmemNCCL
+import CNetmemLinux
 import Glibc
 import SystemPackage
 
@@ -76,9 +76,9 @@ enum NCCLSocket {
     /// close-on-exec).
     static func accept(_ listener: FileDescriptor) throws(Errno) -> FileDescriptor? {
         while true {
-            let fd = cnm_nccl_accept_nonblocking(listener.rawValue)
+            let fd = cnm_accept_cloexec(listener.rawValue, 1)
             if fd >= 0 { return FileDescriptor(rawValue: fd) }
-            let e = Errno(rawValue: -fd)
+            let e = Errno(rawValue: errno)
             switch e {
             case .interrupted: continue
             case .resourceTemporarilyUnavailable, .wouldBlock: return nil

@@ -517,14 +517,8 @@ final class NCCLCheckSession {
 
     /// Runs `body` on a new thread and waits for it (the role of NCCL's proxy thread).
     private func onOtherThread(_ body: @escaping () -> Void) {
-        final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
-        var thread = pthread_t()
-        let arg = Unmanaged.passRetained(Box(body)).toOpaque()
-        let r = pthread_create(&thread, nil, { raw in
-            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, arg)
-        precondition(r == 0, "pthread_create failed: \(r)")
-        pthread_join(thread, nil)
+        final class Box: @unchecked Sendable { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+        let box = Box(body)
+        JoinableThread { box.body() }.join()
     }
 }

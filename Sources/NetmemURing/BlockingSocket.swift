@@ -69,7 +69,7 @@ package enum BlockingSocket {
     /// Mirrors `accept4(2)` with `SOCK_CLOEXEC` (close-on-exec from the start, so a fork
     /// in another thread never inherits it).
     package static func accept(_ listener: FileDescriptor) throws(Errno) -> FileDescriptor {
-        let fd = try retrying { cnm_accept_cloexec(listener.rawValue) }
+        let fd = try retrying { cnm_accept_cloexec(listener.rawValue, 0) }
         return FileDescriptor(rawValue: fd)
     }
 

@@ -337,7 +337,7 @@ enum PoolBench {
         let handoff = HandoffRing(capacity: 8192)
         let stop = Atomic<Bool>(false)
         let returned = Atomic<Int>(0)
-        let returner = BenchThread {
+        let returner = JoinableThread {
             let local = UnsafeMutableBufferPointer<NetmemRef>.allocate(capacity: 256)
             defer { local.deallocate() }
             var count = 0
@@ -463,24 +463,4 @@ final class HandoffRing: @unchecked Sendable {
         head.store(h + n, ordering: .releasing)
         return n
     }
-}
-
-/// A plain thread for benchmarks (the pool's owner must be a fixed thread, which Swift
-/// concurrency does not promise).
-final class BenchThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let body: () -> Void
-
-    init(_ body: @escaping () -> Void) {
-        self.body = body
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<BenchThread>.fromOpaque(arg!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-    }
-
-    func join() { pthread_join(thread, nil) }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Netmem
+import NetmemTestSupport
 @testable import NetmemDevice
 import Synchronization
 import Testing
@@ -17,14 +18,14 @@ import Testing
     }
 
     @Test func randomSequencesKeepEveryPromise() throws {
-        let returner = ReturnThread()
-        defer { returner.stop() }
+        let returner = WorkerThread()
+        defer { returner.join() }
         for i in 0..<1000 {
             try run(seed: 0xDE_0000 + UInt64(i), returner: returner)
         }
     }
 
-    func run(seed: UInt64, returner: ReturnThread) throws {
+    func run(seed: UInt64, returner: WorkerThread) throws {
         var rng = SplitMix64(seed: seed)
         func fail(_ s: String) -> Comment { "seed \(seed): \(s)" }
         let chunkSize = [4096, 65536].randomElement(using: &rng)!
@@ -129,44 +130,5 @@ import Testing
         for p in pools { #expect(p.shutdownStatus == PagePool.ShutdownStatus.finished, fail("pool not finished")) }
         #expect(binding.isFreed, fail("binding not freed: \(binding.report)"))
         #expect(consumers.allSatisfy { $0.heldCount == 0 }, fail("tokens still held"))
-    }
-}
-
-/// A thread that runs a closure and hands its result back (token returns from another
-/// thread, in a deterministic order).
-final class ReturnThread: @unchecked Sendable {
-    private let job = Mutex<(@Sendable () -> Int)?>(nil)
-    private let result = Mutex<Int?>(nil)
-    private let done = Atomic<Bool>(false)
-    private var thread = pthread_t()
-
-    init() {
-        let box = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<ReturnThread>.fromOpaque(arg!).takeRetainedValue()
-            while !me.done.load(ordering: .acquiring) {
-                if let j = me.job.withLockChecked({ j -> (@Sendable () -> Int)? in defer { j = nil }; return j }) {
-                    let r = j()
-                    me.result.withLockChecked { $0 = r }
-                } else {
-                    sched_yield()
-                }
-            }
-            return nil
-        }, box.toOpaque())
-    }
-
-    func run(_ body: @escaping @Sendable () -> Int) -> Int {
-        job.withLockChecked { $0 = body }
-        for _ in 0..<50_000_000 {
-            if let r = result.withLockChecked({ r -> Int? in defer { r = nil }; return r }) { return r }
-            sched_yield()
-        }
-        preconditionFailure("return thread did not answer")
-    }
-
-    func stop() {
-        done.store(true, ordering: .releasing)
-        pthread_join(thread, nil)
     }
 }

@@ -35,7 +35,7 @@ public enum Loopback {
     }
 
     public static func accept(_ listener: FileDescriptor) throws -> FileDescriptor {
-        let fd = cnm_accept_cloexec(listener.rawValue)
+        let fd = cnm_accept_cloexec(listener.rawValue, 0)
         guard fd >= 0 else { throw Errno(rawValue: errno) }
         return FileDescriptor(rawValue: fd)
     }

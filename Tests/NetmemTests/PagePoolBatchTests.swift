@@ -1,5 +1,6 @@
 import Glibc
 import Netmem
+import NetmemTestSupport
 import Synchronization
 import Testing
 
@@ -43,7 +44,7 @@ final class TwoAreaProvider: MemoryProvider {
     /// on a pool whose chunks come from two areas: nothing is handed out twice, the
     /// in-flight count follows, and everything goes home.
     @Test func twoAreasKeepEveryChunkOnce() throws {
-        let foreign = ForeignThread()
+        let foreign = WorkerThread()
         defer { foreign.join() }
         for seed in 0..<200 as Range<UInt64> {
             var rng = SplitMix64(seed: 0xBA7C_0000 + seed)

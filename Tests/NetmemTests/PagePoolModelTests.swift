@@ -1,4 +1,5 @@
 import Netmem
+import NetmemTestSupport
 import Testing
 
 /// Seeded random sequences of allocate / fragment / return (same thread and another
@@ -10,7 +11,7 @@ import Testing
     }
 
     @Test func randomSequencesMatchTheModel() throws {
-        let foreign = ForeignThread()
+        let foreign = WorkerThread()
         defer { foreign.join() }
         let base: UInt64 = 0x5EED_0000
         for i in 0..<1500 {
@@ -19,7 +20,7 @@ import Testing
         }
     }
 
-    func runSequence(seed: UInt64, foreign: ForeignThread) throws {
+    func runSequence(seed: UInt64, foreign: WorkerThread) throws {
         var rng = SplitMix64(seed: seed)
         let providerChunks = Int.random(in: 4...48, using: &rng)
         let poolSize = Int.random(in: 1...64, using: &rng)

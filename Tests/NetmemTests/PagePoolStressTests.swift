@@ -1,5 +1,6 @@
 import Glibc
 import Netmem
+import NetmemTestSupport
 import Synchronization
 import Testing
 
@@ -108,23 +109,4 @@ final class Flag: Sendable {
 final class Locked<T: Sendable>: Sendable {
     let value: Mutex<T>
     init(_ v: T) { value = Mutex(v) }
-}
-
-/// A plain thread running one closure (tests that need fixed threads).
-final class TestThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let body: () -> Void
-
-    init(_ body: @escaping () -> Void) {
-        self.body = body
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<TestThread>.fromOpaque(arg!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-    }
-
-    func join() { pthread_join(thread, nil) }
 }

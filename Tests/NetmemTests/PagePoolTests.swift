@@ -1,5 +1,6 @@
 import Glibc
 import Netmem
+import NetmemTestSupport
 import Testing
 
 @Suite struct PagePoolTests {

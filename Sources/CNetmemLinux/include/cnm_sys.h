@@ -65,9 +65,9 @@ int cnm_memfd_create(const char *name, unsigned int flags);
 /// retried). The devmem SO_DEVMEM_DONTNEED option returns the number of fragments freed.
 int cnm_setsockopt(int fd, int level, int name, const void *value, unsigned int len);
 
-/* accept4(2) with SOCK_CLOEXEC (a GNU call the Glibc module does not show): the new
-   socket's fd, or -1 with errno set. */
-int cnm_accept_cloexec(int listener);
+/* accept4(2) with SOCK_CLOEXEC, and SOCK_NONBLOCK when `nonblocking` (a GNU call the
+   Glibc module does not show): the new socket's fd, or -1 with errno set. */
+int cnm_accept_cloexec(int listener, int nonblocking);
 
 /* eventfd(2), close-on-exec and non-blocking: the fd, or -1 with errno set. */
 int cnm_eventfd(void);
@@ -90,6 +90,8 @@ uint64_t cnm_process_cpu_ns(void);
 uint64_t cnm_thread_cpu_ns(void);
 /// Pins the calling thread to one CPU: `sched_setaffinity(0, {cpu})`. Returns 0 or -errno.
 int cnm_pin_thread(int cpu);
+/// Names the calling thread (at most 15 bytes are kept): `pthread_setname_np(3)`.
+void cnm_set_thread_name(const char *name);
 /// The CPU the calling thread runs on now: `sched_getcpu(3)`, or -errno.
 int cnm_current_cpu(void);
 

@@ -5,7 +5,6 @@
 #include "cnm_nccl_net.h"
 #include "cnm_nccl_log.h"
 #include "cnm_nccl_sync.h"
-#include "cnm_nccl_sys.h"
 #include "cnm_nccl_copy.h"
 
 #endif
