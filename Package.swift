@@ -68,6 +68,9 @@ let package = Package(
         // SHA-256 for the digests the CLI, examples and tests print (not a product);
         // optimized even in debug builds, where tests hash megabytes with it.
         .target(name: "NetmemSHA256", swiftSettings: [.unsafeFlags(["-O"])]),
+        // Parsing of command-line values the CLI and the fuzz targets share (not a product):
+        // byte sizes. No ArgumentParser dependency.
+        .target(name: "NetmemCommandLine"),
         // Counts heap allocations for `netmem bench` (links into the executable only).
         .target(name: "CNetmemMallocCounter"),
         .target(
@@ -211,7 +214,7 @@ let package = Package(
             name: "netmem",
             dependencies: [
                 "Netmem", "NetmemDevice", "NetmemFraming", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
-                "NetmemDoctor", "NetmemNamespace",
+                "NetmemDoctor", "NetmemNamespace", "NetmemCommandLine",
                 "NetmemSession", "NetmemMetrics", "NetmemBench", "NetmemNCCLCheck", "NetmemGPUStandIn", "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -236,6 +239,41 @@ let package = Package(
                            "NetmemSHA256"],
             path: "Examples/load"
         ),
+        // Coverage-guided fuzz targets (libFuzzer, see scripts/fuzz). Built normally each
+        // replays its seed corpus in Fuzz/Corpus/<name> and exits non-zero on a broken
+        // invariant; built with -sanitize=fuzzer,address -DFUZZING it is a libFuzzer binary.
+        .target(name: "CNetmemFuzzSupport", path: "Fuzz/CSupport"),
+        .target(name: "NetmemFuzzSupport", dependencies: ["CNetmemFuzzSupport"], path: "Fuzz/Support"),
+        .executableTarget(
+            name: "fuzz-frame-parser",
+            dependencies: ["NetmemFuzzSupport", "NetmemFraming", "NetmemDevice", "Netmem"],
+            path: "Fuzz/FrameParser"
+        ),
+        .executableTarget(
+            name: "fuzz-netlink",
+            dependencies: ["NetmemFuzzSupport", "NetmemKernel", "CNetmemLinux"],
+            path: "Fuzz/Netlink"
+        ),
+        .executableTarget(
+            name: "fuzz-devmem-cmsg",
+            dependencies: ["NetmemFuzzSupport", "NetmemKernel", "NetmemDevice", "CNetmemLinux"],
+            path: "Fuzz/DevmemControl"
+        ),
+        .executableTarget(
+            name: "fuzz-udp-header-split",
+            dependencies: ["NetmemFuzzSupport", "NetmemXDP"],
+            path: "Fuzz/UDPHeaderSplit"
+        ),
+        .executableTarget(
+            name: "fuzz-byte-size",
+            dependencies: ["NetmemFuzzSupport", "NetmemCommandLine"],
+            path: "Fuzz/ByteSize"
+        ),
+        .executableTarget(
+            name: "fuzz-socket-address",
+            dependencies: ["NetmemFuzzSupport", "NetmemURing"],
+            path: "Fuzz/SocketAddress"
+        ),
         // What every test target shares: loopback sockets, seeded data, threads.
         .target(
             name: "NetmemTestSupport",
@@ -258,6 +296,7 @@ let package = Package(
         ),
         .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemNamespace", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemGPUStandIn", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemCommandLineTests", dependencies: ["NetmemCommandLine"]),
         .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemNamespaceTests", dependencies: ["NetmemNamespace"]),
         .testTarget(name: "NetmemDoctorTests", dependencies: ["NetmemDoctor", "NetmemURing", "NetmemKernel", "NetmemGPU"]),

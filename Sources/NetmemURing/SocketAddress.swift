@@ -28,6 +28,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         guard let port = UInt16(portText) else { throw .badPort(String(portText)) }
         if host.isEmpty { host = "0.0.0.0" }
         if host == "localhost" { host = "127.0.0.1" }
+        // inet_pton reads a C string: a NUL would end the address early and the rest of
+        // the text would be ignored ("[::ff\0junk]:443" taken as ::ff).
+        guard !host.utf8.contains(0) else { throw .badHost(String(host)) }
         var v4 = in_addr()
         var v6 = in6_addr()
         if inet_pton(AF_INET, String(host), &v4) == 1 {

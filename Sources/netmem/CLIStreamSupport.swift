@@ -2,27 +2,19 @@ import ArgumentParser
 import CNetmemLinux
 import Glibc
 import Netmem
+import NetmemCommandLine
 import Synchronization
 
-/// A byte count from the command line: "4096", "64K", "1M", "2G", "1.5GiB".
+/// A byte count from the command line: "4096", "64K", "1M", "2G", "1.5GiB" (the forms
+/// `ByteSize` parses).
 struct CLIByteSize: ExpressibleByArgument, Sendable, CustomStringConvertible {
     var bytes: Int
 
     init(bytes: Int) { self.bytes = bytes }
 
     init?(argument: String) {
-        var text = argument.lowercased()
-        for suffix in ["ib", "b"] where text.hasSuffix(suffix) && text.count > suffix.count {
-            text.removeLast(suffix.count)
-            break
-        }
-        var multiplier = 1.0
-        if let last = text.last, let power = ["k": 1, "m": 2, "g": 3, "t": 4][String(last)] {
-            multiplier = Double(1 << (10 * power))
-            text.removeLast()
-        }
-        guard let value = Double(text), value >= 0, value * multiplier < Double(Int.max) else { return nil }
-        bytes = Int(value * multiplier)
+        guard let size = try? ByteSize(parsing: argument) else { return nil }
+        bytes = size.bytes
     }
 
     var description: String { CLIFormat.bytes(bytes) }

@@ -134,6 +134,19 @@ func loopbackTCPPair() throws -> (client: Int32, server: Int32) {
         #expect(rejected > 0, "seed \(seed)")
     }
 
+    /// Found by the fuzz target fuzz-devmem-cmsg: a byte count of Int.min (with a
+    /// fragment) overflowed `received - payload` and trapped instead of being refused.
+    @Test func aNegativeByteCountIsATypedError() {
+        let controls = frags.map { DevmemControl.dmabuf($0) }
+        for received in [Int.min, Int.min + 1, -1] {
+            #expect(throws: DevmemError.inconsistentLengths(received: received, linear: 0, payload: 3096)) {
+                try [UInt8](repeating: 0, count: 8).withUnsafeBytes { raw in
+                    try DevmemControlMessages.message(received: received, data: raw, controls: controls)
+                }
+            }
+        }
+    }
+
     @Test func buildsTheTXControlMessage() {
         let tx = DevmemControlMessages.encodeTX(bindingID: 0x0102_0304)
         #expect(tx.count == 24)  // CMSG_SPACE(4)

@@ -147,4 +147,53 @@ func parseEverything(_ bytes: [UInt8]) throws(NetlinkError) -> Int {
         #expect(failures > 0, "some inputs must be rejected (seed \(seed))")
         #expect(failures + successes == 4000)
     }
+
+    /// One reply message with a raw payload, as the kernel sends errors and dump ends.
+    func reply(type: Int32, sequence: UInt32, code: Int32, echoed: Bool) -> [UInt8] {
+        var payload: [UInt8] = []
+        withUnsafeBytes(of: code.littleEndian) { payload += $0 }
+        if echoed { payload += [16] + [UInt8](repeating: 0, count: 15) }  // the request's header
+        var bytes: [UInt8] = []
+        for v in [UInt32(16 + payload.count)] { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+        withUnsafeBytes(of: UInt16(type).littleEndian) { bytes += $0 }
+        withUnsafeBytes(of: UInt16(0).littleEndian) { bytes += $0 }
+        withUnsafeBytes(of: sequence.littleEndian) { bytes += $0 }
+        withUnsafeBytes(of: UInt32(0)) { bytes += $0 }
+        return bytes + payload
+    }
+
+    /// Found by the fuzz target fuzz-netlink: an NLMSG_DONE (or NLMSG_ERROR) whose error
+    /// code is Int32.min trapped negating it into an errno. It is a malformed reply.
+    @Test func errorCodesThatAreNoErrnoAreMalformedReplies() throws {
+        var replies: [NetlinkMessage] = []
+        for (type, echoed) in [(CNM_NLMSG_DONE, false), (CNM_NLMSG_ERROR, true)] {
+            #expect(throws: NetlinkError.badValue(what: type == CNM_NLMSG_DONE ? "NLMSG_DONE error" : "nlmsgerr.error",
+                                                  value: Int(Int32.min), reason: "not a negated errno")) {
+                try GenericNetlinkSocket.collect(datagram: reply(type: type, sequence: 5, code: .min, echoed: echoed),
+                                                 sequence: 5, what: "test", into: &replies)
+            }
+        }
+        // A positive code in NLMSG_ERROR is no errno either; a negative one is the kernel's refusal.
+        #expect(throws: NetlinkError.badValue(what: "nlmsgerr.error", value: 19, reason: "not a negated errno")) {
+            try GenericNetlinkSocket.collect(datagram: reply(type: CNM_NLMSG_ERROR, sequence: 5, code: 19, echoed: true),
+                                             sequence: 5, what: "test", into: &replies)
+        }
+        #expect(throws: NetlinkError.kernel(request: "test", errno: .operationNotSupportedByDevice, message: nil, attributeOffset: nil)) {
+            try GenericNetlinkSocket.collect(datagram: reply(type: CNM_NLMSG_ERROR, sequence: 5, code: -19, echoed: true),
+                                             sequence: 5, what: "test", into: &replies)
+        }
+        // The ACK and a clean dump end end the exchange; another request's reply is skipped.
+        #expect(try GenericNetlinkSocket.collect(datagram: reply(type: CNM_NLMSG_ERROR, sequence: 5, code: 0, echoed: true),
+                                                 sequence: 5, what: "test", into: &replies))
+        #expect(try GenericNetlinkSocket.collect(datagram: reply(type: CNM_NLMSG_DONE, sequence: 5, code: 0, echoed: false),
+                                                 sequence: 5, what: "test", into: &replies))
+        #expect(try !GenericNetlinkSocket.collect(datagram: reply(type: CNM_NLMSG_DONE, sequence: 4, code: .min, echoed: false),
+                                                  sequence: 5, what: "test", into: &replies))
+        #expect(replies.isEmpty)
+        // The datagram the fuzzer found: queue records, then NLMSG_DONE with error 0x80000000.
+        let found = fakeQueueDump(family: 0x1b, sequence: 5).dropLast(20) + reply(type: CNM_NLMSG_DONE, sequence: 5, code: .min, echoed: false)
+        #expect(throws: NetlinkError.self) {
+            try GenericNetlinkSocket.collect(datagram: Array(found), sequence: 5, what: "test", into: &replies)
+        }
+    }
 }

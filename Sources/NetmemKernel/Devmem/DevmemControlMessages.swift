@@ -86,6 +86,10 @@ public enum DevmemControlMessages {
             }
         }
         let payload = fragments.reduce(0) { $0 + $1.length }
+        // A negative count is no byte count at all (and `received - payload` would overflow).
+        guard received >= 0 else {
+            throw .inconsistentLengths(received: received, linear: linearDeclared, payload: payload)
+        }
         let linear = received - payload
         guard linear >= 0, linear <= data.count, linearDeclared <= linear else {
             throw .inconsistentLengths(received: received, linear: linearDeclared, payload: payload)

@@ -151,33 +151,53 @@ public struct GenericNetlinkSocket: ~Copyable {
         var replies: [NetlinkMessage] = []
         for _ in 0..<maxDatagrams {
             let datagram = try receiveDatagram(fd: fd, what: what)
-            for message in try NetlinkMessage.parseAll(datagram) {
-                guard message.sequence == sequence else { continue }  // a stale reply
-                switch Int32(message.type) {
-                case CNM_NLMSG_ERROR:
-                    let status = try message.errorStatus()
-                    if status.errno == 0 { return replies }  // the ACK
-                    throw .kernel(request: what, errno: Errno(rawValue: -status.errno),
-                                  message: status.message, attributeOffset: status.offset)
-                case CNM_NLMSG_DONE:
-                    let status = try message.errorStatus()
-                    if status.errno < 0 {
-                        throw .kernel(request: what, errno: Errno(rawValue: -status.errno),
-                                      message: status.message, attributeOffset: status.offset)
-                    }
-                    // A dump with NLM_F_ACK still ends at DONE; the kernel sends no
-                    // separate ACK for dumps.
-                    return replies
-                case CNM_NLMSG_NOOP:
-                    continue
-                case CNM_NLMSG_OVERRUN:
-                    throw .noReply(request: what, reason: "the kernel reported an overrun")
-                default:
-                    replies.append(message)
-                }
-            }
+            if try collect(datagram: datagram, sequence: sequence, what: what, into: &replies) { return replies }
         }
         throw .noReply(request: what, reason: "more than \(maxDatagrams) datagrams without an end")
+    }
+
+    /// Reads one datagram of replies to the request numbered `sequence` (`what` names it
+    /// in errors): appends its records to `replies` and says whether the exchange ended
+    /// (the ACK of a do request, `NLMSG_DONE` of a dump). Kernel errors become `.kernel`
+    /// with the extended ACK; messages of other requests are skipped. Pure: this is what
+    /// `exchange` does with what it receives.
+    package static func collect(datagram: [UInt8], sequence: UInt32, what: String,
+                                into replies: inout [NetlinkMessage]) throws(NetlinkError) -> Bool {
+        for message in try NetlinkMessage.parseAll(datagram) {
+            guard message.sequence == sequence else { continue }  // a stale reply
+            switch Int32(message.type) {
+            case CNM_NLMSG_ERROR:
+                let status = try message.errorStatus()
+                if status.errno == 0 { return true }  // the ACK
+                throw .kernel(request: what, errno: try kernelErrno(status.errno, in: "nlmsgerr.error"),
+                              message: status.message, attributeOffset: status.offset)
+            case CNM_NLMSG_DONE:
+                let status = try message.errorStatus()
+                if status.errno < 0 {
+                    throw .kernel(request: what, errno: try kernelErrno(status.errno, in: "NLMSG_DONE error"),
+                                  message: status.message, attributeOffset: status.offset)
+                }
+                // A dump with NLM_F_ACK still ends at DONE; the kernel sends no
+                // separate ACK for dumps.
+                return true
+            case CNM_NLMSG_NOOP:
+                continue
+            case CNM_NLMSG_OVERRUN:
+                throw .noReply(request: what, reason: "the kernel reported an overrun")
+            default:
+                replies.append(message)
+            }
+        }
+        return false
+    }
+
+    /// The errno a kernel error code names (the code is `-errno`). A positive code, or
+    /// `Int32.min` (whose negation does not exist), is a malformed reply, not an errno.
+    static func kernelErrno(_ code: Int32, in what: String) throws(NetlinkError) -> Errno {
+        guard code < 0, code != .min else {
+            throw .badValue(what: what, value: Int(code), reason: "not a negated errno")
+        }
+        return Errno(rawValue: -code)
     }
 
     private static func receiveDatagram(fd: FileDescriptor, what: String) throws(NetlinkError) -> [UInt8] {

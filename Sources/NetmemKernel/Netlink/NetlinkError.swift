@@ -9,6 +9,8 @@ public enum NetlinkError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A length field that cannot be right (below its header size, or a fixed-size
     /// attribute of the wrong size).
     case badLength(what: String, length: Int, reason: String)
+    /// A field whose value cannot be right (an error code that is not a negated errno).
+    case badValue(what: String, value: Int, reason: String)
     /// A reply of a type this request does not expect.
     case unexpectedMessage(type: UInt16, request: String)
     /// The kernel refused the request. `message` is the extended-ACK text (verbatim),
@@ -29,6 +31,8 @@ public enum NetlinkError: Error, Sendable, Equatable, CustomStringConvertible {
             return "malformed netlink reply: \(what) needs \(needed) bytes but only \(available) remain"
         case let .badLength(what, length, reason):
             return "malformed netlink reply: \(what) has length \(length): \(reason)"
+        case let .badValue(what, value, reason):
+            return "malformed netlink reply: \(what) is \(value): \(reason)"
         case let .unexpectedMessage(type, request):
             return "unexpected netlink message type \(type) in the reply to \(request)"
         case let .kernel(request, errno, message, offset):
