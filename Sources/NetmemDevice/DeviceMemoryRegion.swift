@@ -58,7 +58,9 @@ public enum DeviceMemoryError: Error, Sendable, Equatable, CustomStringConvertib
         case let .unreadable(id):
             return "region \(id) is device memory the CPU may not read; copy the fragment out with the region's copy method"
         case let .outOfBounds(off, len, size):
-            return "bytes \(off)..<\(off + UInt64(len)) are outside the \(size)-byte region"
+            // The offset and length come from a peer or the kernel: describe them as given,
+            // without arithmetic that could overflow.
+            return "\(len) bytes at offset \(off) are outside the \(size)-byte region"
         case let .wrongRegion(f, r):
             return "the fragment lies in region \(f), not in region \(r); read it through the region it names"
         case let .invalidSegments(why): return "invalid segment table: \(why)"

@@ -61,6 +61,20 @@ import Testing
         #expect(throws: DeviceMemoryError.self) { _ = try mapped.bytes(of: bad) }
     }
 
+    /// Found by fuzz-devmem-cmsg: a kernel-reported offset near 2^64 made the error's
+    /// description overflow (offset + length) and trap instead of printing.
+    @Test func anOffsetNearTheTopOfTheAddressSpaceIsATypedErrorThatPrints() throws {
+        let region = try DeviceMemoryRegion.memfd(size: 1 << 16)
+        let f = Fragment(regionOffset: UInt64.max - 1, length: 4096, token: 0, regionID: region.id)
+        do {
+            _ = try region.bytes(of: f)
+            Issue.record("a fragment at offset 2^64-2 was read")
+        } catch {
+            #expect(error == .outOfBounds(offset: UInt64.max - 1, length: 4096, regionSize: 1 << 16))
+            #expect(error.description.contains("\(UInt64.max - 1)"))
+        }
+    }
+
     @Test func importingAnEmptyFileIsATypedError() throws {
         let fd = emptyFile()
         defer { close(fd) }
