@@ -23,17 +23,17 @@ final class NCCLCheckSession {
     var bytes = 0
     var aborted: String?
 
-    private var baseline = NCCLProcessProbe(fds: [], threads: [])
-    private var ctx: UnsafeMutableRawPointer?
-    private var listeners: [UnsafeMutableRawPointer?] = []
-    private var handles: [[UInt8]] = []
-    private var peerHandles: [[UInt8]] = []
-    private var sendComms: [UnsafeMutableRawPointer?] = []
-    private var recvComms: [UnsafeMutableRawPointer?] = []
-    private var streams: [NCCLTrafficStream] = []
+    var baseline = NCCLProcessProbe(fds: [], threads: [])
+    var ctx: UnsafeMutableRawPointer?
+    var listeners: [UnsafeMutableRawPointer?] = []
+    var handles: [[UInt8]] = []
+    var peerHandles: [[UInt8]] = []
+    var sendComms: [UnsafeMutableRawPointer?] = []
+    var recvComms: [UnsafeMutableRawPointer?] = []
+    var streams: [NCCLTrafficStream] = []
     /// Set when a traffic case failed on either side: the comms' message order is then
     /// unknown, so the later traffic cases are not run.
-    private var trafficBroken: String?
+    var trafficBroken: String?
 
     /// Sizes of the sweep (the list; seeded random sizes are added).
     static let sweep = [0, 1, 7, 4095, 4096, 4097, 65536, (1 << 20) + 13, 16 << 20]
@@ -72,7 +72,7 @@ final class NCCLCheckSession {
         }
     }
 
-    private func dataCases() throws(NCCLCheckError) {
+    func dataCases() throws(NCCLCheckError) {
         record("listen, handles to the other process, polled connect and accept (\(comms + 1) comms each way)") {
             () throws in try connectAll()
         }
@@ -105,7 +105,7 @@ final class NCCLCheckSession {
 
     // MARK: Cases
 
-    private func initialize() throws -> String {
+    func initialize() throws -> String {
         do {
             ctx = try plugin.initialize(commID: driver ? 0xD1 : 0x9E)
             let n = try plugin.devices()
@@ -122,7 +122,7 @@ final class NCCLCheckSession {
         }
     }
 
-    private func connectAll() throws -> String {
+    func connectAll() throws -> String {
         let count = comms + 1
         do throws(NCCLCallError) {
             for _ in 0..<count {
@@ -172,11 +172,11 @@ final class NCCLCheckSession {
     }
 
     /// The seed of the stream from `fromDriver`'s side on comm `comm`.
-    private func streamSeed(fromDriver: Bool, comm: Int, tag: UInt64) -> UInt64 {
+    func streamSeed(fromDriver: Bool, comm: Int, tag: UInt64) -> UInt64 {
         seed ^ (fromDriver ? 0xD00D_0000_0000 : 0x9EE9_0000_0000) ^ UInt64(comm) << 8 ^ tag
     }
 
-    private func sweepSizes(fromDriver: Bool) -> (sizes: [Int], capacities: [Int]) {
+    func sweepSizes(fromDriver: Bool) -> (sizes: [Int], capacities: [Int]) {
         var g = SplitMix64(seed: streamSeed(fromDriver: fromDriver, comm: 0, tag: 1))
         var sizes = Self.sweep
         for _ in 0..<8 { sizes.append(Int(g.next() % UInt64(4 << 20))) }
@@ -184,13 +184,13 @@ final class NCCLCheckSession {
         return (sizes, capacities)
     }
 
-    private func randomSizes(fromDriver: Bool, comm: Int, count: Int) -> (sizes: [Int], capacities: [Int]) {
+    func randomSizes(fromDriver: Bool, comm: Int, count: Int) -> (sizes: [Int], capacities: [Int]) {
         var g = SplitMix64(seed: streamSeed(fromDriver: fromDriver, comm: comm, tag: 2))
         let sizes = (0..<count).map { _ in Int(g.next() % UInt64((1 << 20) + 1)) }
         return (sizes, sizes.map { $0 + Int(g.next() % 1025) })
     }
 
-    private func sweepCase() throws -> String {
+    func sweepCase() throws -> String {
         let mine = sweepSizes(fromDriver: driver)
         let theirs = sweepSizes(fromDriver: !driver)
         return try traffic([
@@ -199,7 +199,7 @@ final class NCCLCheckSession {
         ], seconds: 90)
     }
 
-    private func manyCommsCase() throws -> String {
+    func manyCommsCase() throws -> String {
         var plan: [(UnsafeMutableRawPointer?, NCCLTrafficStream.Direction, [Int], [Int], UInt64)] = []
         for i in 0..<comms {
             let mine = randomSizes(fromDriver: driver, comm: i, count: 24)
@@ -210,7 +210,7 @@ final class NCCLCheckSession {
         return try traffic(plan, seconds: 90)
     }
 
-    private func traffic(_ plan: [(UnsafeMutableRawPointer?, NCCLTrafficStream.Direction, [Int], [Int], UInt64)],
+    func traffic(_ plan: [(UnsafeMutableRawPointer?, NCCLTrafficStream.Direction, [Int], [Int], UInt64)],
                          seconds: Double) throws -> String {
         if let broken = trafficBroken { throw CaseFailure("not run: \(broken)") }
         var made: [NCCLTrafficStream] = []
@@ -244,7 +244,7 @@ final class NCCLCheckSession {
         return "\(n) messages (\(b) bytes) received byte-exact with canaries intact, \(made.count - received.count) send streams done in \((t * 100).rounded() / 100) s; \(nulls) NULL requests retried"
     }
 
-    private func invalidUsageCase() throws -> String {
+    func invalidUsageCase() throws -> String {
         let comm = driver ? sendComms[comms] : recvComms[comms]
         let size = driver ? 8192 : 4096
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8192 + 64, alignment: 4096)
@@ -284,7 +284,7 @@ final class NCCLCheckSession {
         return "test returned ncclInvalidUsage; nothing written past the buffer"
     }
 
-    private func badHandlesCase() throws -> String {
+    func badHandlesCase() throws -> String {
         var g = SplitMix64(seed: seed ^ 0xBAD)
         let random = g.bytes(128)
         let zero = [UInt8](repeating: 0, count: 128)
@@ -318,7 +318,7 @@ final class NCCLCheckSession {
         return details.joined(separator: "; ")
     }
 
-    private func closeAll() throws -> String {
+    func closeAll() throws -> String {
         var n = 0
         do {
             for s in streams { s.release() }
@@ -333,7 +333,7 @@ final class NCCLCheckSession {
         return "\(n) comms closed"
     }
 
-    private func finalizeAndCount() throws -> String {
+    func finalizeAndCount() throws -> String {
         try plugin.finalize(ctx)
         ctx = nil
         let after = NCCLProcessProbe.settle(to: baseline)
@@ -343,152 +343,9 @@ final class NCCLCheckSession {
         return "before init: \(baseline); after finalize: \(after), none new"
     }
 
-    // MARK: The peer's cases, and the SIGKILL case
-
-    private func exchangeCases() throws(NCCLCheckError) {
-        if driver {
-            let n = Int(try channel.expect("CASES", seconds: Self.channelWait)) ?? 0
-            for _ in 0..<n {
-                let f = try channel.expect("CASE", seconds: Self.channelWait).split(separator: "\t", maxSplits: 3,
-                                                                                     omittingEmptySubsequences: false)
-                guard f.count == 4 else { throw .peer("bad case line from the peer") }
-                cases.append(.init(name: String(f[2]), passed: f[0] == "1", seconds: Double(f[1]) ?? 0,
-                                   detail: String(f[3]), side: "peer"))
-            }
-            let counts = try channel.expect("COUNTS", seconds: Self.channelWait).split(separator: " ")
-            if counts.count == 2 { messages += Int(counts[0]) ?? 0; bytes += Int(counts[1]) ?? 0 }
-        } else {
-            try channel.send("CASES \(cases.count)")
-            for c in cases {
-                func clean(_ s: String) -> String { String(s.map { $0 == "\t" || $0 == "\n" ? " " : $0 }) }
-                try channel.send("CASE \(c.passed ? 1 : 0)\t\(c.seconds)\t\(clean(c.name))\t\(clean(c.detail))")
-            }
-            try channel.send("COUNTS \(messages) \(bytes)")
-        }
-    }
-
-    /// Both sides set up one comm each way and stream; the driver kills the peer with
-    /// SIGKILL mid-transfer and checks that every outstanding request fails (or finishes)
-    /// within 10 s, that closing still succeeds, and that fds and threads come back.
-    private func killCase() throws(NCCLCheckError) {
-        try sync("kill-setup")
-        let name = "SIGKILL of the peer mid-transfer: outstanding requests fail within 10 s, close succeeds, fds and threads back"
-        var failure: CaseFailure?
-        var detail = ""
-        let t0 = monotonicSeconds()
-        onOtherThread { [self] in
-            do { detail = try killTransfer() } catch { failure = (error as? CaseFailure) ?? CaseFailure("\(error)") }
-        }
-        if !driver { return }  // the peer is killed inside killTransfer; it never gets here
-        if failure == nil {
-            do throws(NCCLCallError) { try plugin.finalize(ctx) } catch { failure = CaseFailure("\(error)") }
-            ctx = nil
-            let after = NCCLProcessProbe.settle(to: baseline)
-            if failure == nil && !after.isWithin(baseline) {
-                failure = CaseFailure("before init: \(baseline); after close and finalize: \(after): \(after.extra(over: baseline))")
-            }
-            detail += "; after finalize \(after), none new"
-        }
-        cases.append(.init(name: name, passed: failure == nil, seconds: monotonicSeconds() - t0,
-                           detail: failure?.message ?? detail, side: side))
-        if let status = peer?.wait(seconds: 5), status & 0x7F != SIGKILL {
-            cases.append(.init(name: "peer ended by SIGKILL", passed: false, seconds: 0,
-                               detail: "wait status \(status)", side: side))
-        }
-    }
-
-    private func killTransfer() throws -> String {
-        let sizes = [1 << 20, 65536, (1 << 20) + 7, 4096]
-        do {
-            ctx = try plugin.initialize(commID: driver ? 0xD2 : 0x9F)
-            let (l, h) = try plugin.listen(ctx)
-            listeners = [l]
-            try channel.send("HANDLES " + Hex.encode(h))
-            guard var theirs = Hex.decode(Substring(try channel.expect("HANDLES", seconds: Self.channelWait))), theirs.count == 128 else {
-                throw CaseFailure("no handle from the other process")
-            }
-            var s: UnsafeMutableRawPointer?
-            var r: UnsafeMutableRawPointer?
-            let deadline = monotonicSeconds() + 20
-            while s == nil || r == nil {
-                if s == nil {
-                    s = try theirs.withUnsafeMutableBytes { raw in
-                        Result { () throws(NCCLCallError) in try plugin.connect(ctx, handle: raw.baseAddress!) }
-                    }.get()
-                }
-                if r == nil { r = try plugin.accept(l) }
-                if monotonicSeconds() > deadline { throw CaseFailure("connect/accept not done in 20 s") }
-            }
-            let out = try NCCLTrafficStream(name: "send stream", plugin: plugin, comm: s, direction: .send, sizes: sizes,
-                                            seed: streamSeed(fromDriver: driver, comm: 9, tag: 3), limit: .max)
-            let inn = try NCCLTrafficStream(name: "receive stream", plugin: plugin, comm: r, direction: .receive, sizes: sizes,
-                                            seed: streamSeed(fromDriver: !driver, comm: 9, tag: 3), limit: .max)
-            var released = false
-            defer {
-                if !released {
-                    out.release(deregister: false)
-                    inn.release(deregister: false)
-                }
-            }
-            guard driver else {
-                // Stream until killed (bounded, in case the driver never does).
-                _ = NCCLTrafficStream.run([out, inn], seconds: 120)
-                exit(3)
-            }
-            let warm = monotonicSeconds() + 30
-            while inn.completed < 16 || out.completed < 16 {
-                _ = out.step()
-                _ = inn.step()
-                if let f = out.failure ?? inn.failure { throw CaseFailure("before the kill: \(f)") }
-                if monotonicSeconds() > warm { throw CaseFailure("the transfer did not get going in 30 s") }
-            }
-            peer?.kill()
-            let killed = monotonicSeconds()
-            let (sentAtKill, receivedAtKill) = (out.completed, inn.completed)
-            out.limit = out.posted
-            inn.limit = inn.posted
-            let settled = NCCLTrafficStream.settleAfterPeerDeath([out, inn], seconds: 10)
-            guard settled.unresolved == 0 else {
-                throw CaseFailure("\(settled.unresolved) requests neither failed nor finished 10 s after the peer was killed")
-            }
-            // Requests whose data was already on its way may finish, and TCP may still
-            // take a send or two before the peer's reset arrives; but sends and receives
-            // posted now must fail soon.
-            var errors = settled.errors
-            for stream in [out, inn] {
-                let deadline = killed + 10
-                while stream.callError == nil && monotonicSeconds() < deadline {
-                    if stream.posted >= stream.limit && stream.outstandingRequests == 0 { stream.limit = stream.posted + 1 }
-                    _ = stream.step()
-                    usleep(200)
-                }
-                let what = stream.direction == .send ? "an isend" : "an irecv"
-                guard let e = stream.callError else {
-                    throw CaseFailure("\(what) posted after the peer was killed did not fail within 10 s (\(stream.completed - (stream.direction == .send ? sentAtKill : receivedAtKill)) completed after the kill)")
-                }
-                errors.append(e)
-            }
-            let took = monotonicSeconds() - killed
-            let allowed = [Int32(CNM_NCCL_REMOTE_ERROR.rawValue), Int32(CNM_NCCL_SYSTEM_ERROR.rawValue)]
-            guard errors.allSatisfy({ allowed.contains($0.code) }) else {
-                throw CaseFailure("after the peer died: \(errors.map(\.description).joined(separator: ", ")); ncclRemoteError or ncclSystemError expected")
-            }
-            let first = errors[0]
-            released = true
-            out.release()
-            inn.release()
-            try plugin.closeSend(s)
-            try plugin.closeRecv(r)
-            try plugin.closeListen(l)
-            listeners = []
-            _ = CapturedLog.take()
-            return "\(receivedAtKill) received; after the kill \(settled.finished) in-flight requests finished, \(settled.errors.count) failed, and a new isend and irecv failed (\(first.description)), all within \((took * 1000).rounded()) ms; closes succeeded"
-        }
-    }
-
     // MARK: Helpers
 
-    private func record(_ name: String, _ body: () throws -> String) {
+    func record(_ name: String, _ body: () throws -> String) {
         let t0 = monotonicSeconds()
         var passed = true
         var detail: String
@@ -504,7 +361,7 @@ final class NCCLCheckSession {
     }
 
     /// Meets the other process at `point`.
-    private func sync(_ point: String) throws(NCCLCheckError) {
+    func sync(_ point: String) throws(NCCLCheckError) {
         try channel.send("SYNC \(point)")
         var got = try channel.receive(seconds: Self.channelWait)
         while got == "FAILED" {
@@ -516,7 +373,7 @@ final class NCCLCheckSession {
     }
 
     /// Runs `body` on a new thread and waits for it (the role of NCCL's proxy thread).
-    private func onOtherThread(_ body: @escaping () -> Void) {
+    func onOtherThread(_ body: @escaping () -> Void) {
         final class Box: @unchecked Sendable { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
         let box = Box(body)
         JoinableThread { box.body() }.join()
