@@ -97,7 +97,7 @@ let package = Package(
         // The frame format: header, parser, writer, CRC-32C. No transport.
         .target(
             name: "NetmemFraming",
-            dependencies: ["NetmemDevice", "Netmem", "CNetmemLinux"]
+            dependencies: ["NetmemDevice", "Netmem", "CNetmemLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(
             name: "NetmemURing",

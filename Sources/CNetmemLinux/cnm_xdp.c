@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <linux/bpf.h>
 #include <linux/if_xdp.h>
-#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <string.h>
@@ -97,7 +96,6 @@ int cnm_poll_in(int fd, int timeout_ms) {
     return r < 0 ? -errno : r;
 }
 
-uint32_t cnm_if_nametoindex(const char *name) { return if_nametoindex(name); }
 
 static int sys_bpf(int cmd, union bpf_attr *attr, unsigned int size) {
     long r;

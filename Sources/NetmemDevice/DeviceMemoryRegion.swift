@@ -50,7 +50,7 @@ public enum DeviceMemoryError: Error, Sendable, Equatable, CustomStringConvertib
     case noQueues
     /// The exporter could not do what was asked.
     case exporter(String)
-    case system(String, Errno)
+    case systemCall(String, Errno)
     case core(NetmemError)
 
     public var description: String {
@@ -71,7 +71,7 @@ public enum DeviceMemoryError: Error, Sendable, Equatable, CustomStringConvertib
         case let .unbound(id): return "binding \(id) is unbound"
         case .noQueues: return "a binding needs at least one receive queue"
         case let .exporter(why): return "exporter: \(why)"
-        case let .system(call, e): return "\(call) failed: \(e)"
+        case let .systemCall(call, e): return "\(call) failed: \(e)"
         case let .core(e): return e.description
         }
     }

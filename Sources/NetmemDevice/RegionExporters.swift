@@ -29,21 +29,21 @@ public final class MemfdExporter: RegionExporter, @unchecked Sendable {
             length = (size + HugePageProvider.hugePageSize - 1) / HugePageProvider.hugePageSize * HugePageProvider.hugePageSize
         }
         let fd = cnm_memfd_create(name, flags)
-        guard fd >= 0 else { throw .system("memfd_create", Errno(rawValue: -fd)) }
+        guard fd >= 0 else { throw .systemCall("memfd_create", Errno(rawValue: -fd)) }
         guard ftruncate(fd, off_t(length)) == 0 else {
             let e = Errno(rawValue: errno)
             close(fd)
             if hugePages {
                 throw .core(.hugePagesUnavailable(requested: length / HugePageProvider.hugePageSize, free: HugePageProvider.freeHugePages()))
             }
-            throw .system("ftruncate", e)
+            throw .systemCall("ftruncate", e)
         }
         _ = cnm_fcntl_add_seals(fd, CNM_F_SEAL_SHRINK | CNM_F_SEAL_GROW)
         var err: Int32 = 0
         // Populated up front: no page faults when data lands, no creeping resident size.
         guard let base = cnm_mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED | CNM_MAP_POPULATE, fd, 0, &err) else {
             close(fd)
-            throw .system("mmap", Errno(rawValue: err))
+            throw .systemCall("mmap", Errno(rawValue: err))
         }
         fileDescriptor = FileDescriptor(rawValue: fd)
         self.size = size
@@ -89,14 +89,14 @@ public final class ImportedFDExporter: RegionExporter, @unchecked Sendable {
 
     public init(fd: FileDescriptor, allowMapping: Bool) throws(DeviceMemoryError) {
         let dup = Glibc.fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0)
-        guard dup >= 0 else { throw .system("fcntl(F_DUPFD_CLOEXEC)", Errno(rawValue: errno)) }
+        guard dup >= 0 else { throw .systemCall("fcntl(F_DUPFD_CLOEXEC)", Errno(rawValue: errno)) }
         // lseek(SEEK_END) gives the size of dma-bufs, memfds and files alike.
         let end = lseek(dup, 0, SEEK_END)
         guard end > 0 else {
             let e = Errno(rawValue: errno)
             close(dup)
             if end == 0 { throw .invalidSize(0) }
-            throw .system("lseek(SEEK_END)", e)
+            throw .systemCall("lseek(SEEK_END)", e)
         }
         _ = lseek(dup, 0, SEEK_SET)
         size = Int(end)
@@ -118,7 +118,7 @@ public final class ImportedFDExporter: RegionExporter, @unchecked Sendable {
             let n = pread(fd.rawValue, destination.baseAddress! + done, destination.count - done, off_t(offset + done))
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
-                throw n == 0 ? .exporter("short read at offset \(offset + done)") : .system("pread", Errno(rawValue: errno))
+                throw n == 0 ? .exporter("short read at offset \(offset + done)") : .systemCall("pread", Errno(rawValue: errno))
             }
             done += n
         }

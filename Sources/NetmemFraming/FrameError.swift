@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// Why a framed (or raw) connection ended, or why a parser could not be made. Every case
 /// names the field or the state and the value that was wrong; the connection is closed
 /// and every buffer it held returns.
@@ -21,8 +23,8 @@ public enum FrameError: Error, Sendable, Equatable, CustomStringConvertible {
     case closedInHeader(received: Int, expected: Int)
     /// The peer closed the connection in the middle of a payload.
     case closedInPayload(received: Int, expected: Int)
-    /// The peer reset the connection, or receiving failed (errno value and its text).
-    case connectionFailed(errno: Int32, String)
+    /// The peer reset the connection (`.connectionReset`), or receiving failed.
+    case connectionFailed(Errno)
     /// The connection was ended locally (shutdown, Ctrl-C) with a frame half received.
     case aborted
     /// A frame stayed incomplete longer than the receiver allows (`received` of `expected`
@@ -49,8 +51,8 @@ public enum FrameError: Error, Sendable, Equatable, CustomStringConvertible {
             return "connection closed \(received) bytes into a \(expected)-byte header"
         case let .closedInPayload(received, expected):
             return "connection closed \(received) bytes into a \(expected)-byte payload"
-        case let .connectionFailed(errno, text):
-            return "connection failed: \(text) (errno \(errno))"
+        case let .connectionFailed(errno):
+            return "connection failed: \(errno) (errno \(errno.rawValue))"
         case .aborted:
             return "connection ended locally in the middle of a frame"
         case let .partialFrameTimedOut(received, expected, seconds):

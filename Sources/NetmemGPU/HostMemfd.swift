@@ -14,16 +14,16 @@ package final class HostMemfd: @unchecked Sendable {
     package init(name: String, length: Int) throws(GPUError) {
         guard length > 0 else { throw .invalidArgument("memory of \(length) bytes") }
         let fd = cnm_memfd_create(name, CNM_MFD_CLOEXEC | CNM_MFD_ALLOW_SEALING)
-        guard fd >= 0 else { throw .region(.system("memfd_create", Errno(rawValue: -fd))) }
+        guard fd >= 0 else { throw .region(.systemCall("memfd_create", Errno(rawValue: -fd))) }
         guard ftruncate(fd, off_t(length)) == 0 else {
             let e = Errno(rawValue: errno)
             close(fd)
-            throw .region(.system("ftruncate", e))
+            throw .region(.systemCall("ftruncate", e))
         }
         var err: Int32 = 0
         guard let p = cnm_mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0, &err) else {
             close(fd)
-            throw .region(.system("mmap", Errno(rawValue: err)))
+            throw .region(.systemCall("mmap", Errno(rawValue: err)))
         }
         self.fd = fd
         base = p
@@ -33,7 +33,7 @@ package final class HostMemfd: @unchecked Sendable {
     /// A duplicate of the fd the caller owns. Mirrors `fcntl(F_DUPFD_CLOEXEC)`.
     package func duplicate() throws(GPUError) -> FileDescriptor {
         let d = fcntl(fd, F_DUPFD_CLOEXEC, 0)
-        guard d >= 0 else { throw .region(.system("fcntl(F_DUPFD_CLOEXEC)", Errno(rawValue: errno))) }
+        guard d >= 0 else { throw .region(.systemCall("fcntl(F_DUPFD_CLOEXEC)", Errno(rawValue: errno))) }
         return FileDescriptor(rawValue: d)
     }
 

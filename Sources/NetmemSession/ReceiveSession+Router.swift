@@ -106,9 +106,9 @@ extension ReceiveSession {
                     case .endOfStream:
                         do throws(FrameError) { try c.parser.finish() } catch { c.error = error }
                     case .reset:
-                        c.error = .connectionFailed(errno: Errno.connectionReset.rawValue, "connection reset by peer")
+                        c.error = .connectionFailed(.connectionReset)
                     case let .failed(e):
-                        c.error = .connectionFailed(errno: e.rawValue, e.description)
+                        c.error = .connectionFailed(e)
                     case .closedLocally:
                         if !c.parser.isAtFrameBoundary { c.error = .aborted }
                     }

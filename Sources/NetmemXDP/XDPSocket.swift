@@ -70,7 +70,7 @@ public struct XDPSocket: ~Copyable {
         configuration.frameCount = provider.area.chunkCount
         try configuration.validate()
         let name = configuration.interfaceName
-        let ifindex = cnm_if_nametoindex(name)
+        let ifindex = if_nametoindex(name)
         guard ifindex != 0 else { throw .noSuchInterface(name) }
         let area = provider.area
         guard let base = area.baseAddress else {

@@ -122,8 +122,6 @@ int cnm_socket_busy_poll(int fd, int usecs, int budget, int prefer);
 /// Mirrors `poll(2)` on one fd for POLLIN. Returns >0 when readable, 0 on timeout, or -errno.
 int cnm_poll_in(int fd, int timeout_ms);
 
-/// Mirrors `if_nametoindex(3)`. Returns the index, or 0 when there is no such interface.
-uint32_t cnm_if_nametoindex(const char *name);
 
 // ---- bpf() -----------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ public enum DevmemError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The fragments' lengths do not agree with the bytes recvmsg reported.
     case inconsistentLengths(received: Int, linear: Int, payload: Int)
     /// A send or receive system call failed.
-    case system(String, Errno)
+    case systemCall(String, Errno)
     /// The kernel refused a devmem send (no TX binding, offset outside the dma-buf, …).
     case sendRefused(bindingID: UInt32, errno: Errno, hint: String)
 
@@ -73,7 +73,7 @@ public enum DevmemError: Error, Sendable, Equatable, CustomStringConvertible {
             return "malformed control message at byte \(offset): \(reason)"
         case let .inconsistentLengths(received, linear, payload):
             return "recvmsg returned \(received) bytes but the control messages describe \(linear) linear + \(payload) payload bytes"
-        case let .system(call, errno):
+        case let .systemCall(call, errno):
             return "\(call) failed: \(errno)"
         case let .sendRefused(id, errno, hint):
             return "devmem send with binding \(id) refused: \(errno); \(hint)"

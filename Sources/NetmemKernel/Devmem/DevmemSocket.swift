@@ -72,7 +72,7 @@ public final class DevmemSocket: TokenReturning, @unchecked Sendable {
         if n < 0 {
             let e = Errno(rawValue: Int32(-n))
             if dontWait && (e == .wouldBlock || e == .resourceTemporarilyUnavailable) { return Message() }
-            throw .system("recvmsg(MSG_SOCK_DEVMEM)", e)
+            throw .systemCall("recvmsg(MSG_SOCK_DEVMEM)", e)
         }
         if n == 0 && controlLength == 0 { return nil }
         let controls = try DevmemControlMessages.parse(UnsafeRawBufferPointer(rebasing: control[0..<min(controlLength, control.count)]))
@@ -114,7 +114,7 @@ public enum DevmemTransmit {
     public static func enableZeroCopy(_ fd: FileDescriptor) throws(DevmemError) {
         var one: Int32 = 1
         let r = cnm_setsockopt(fd.rawValue, CNM_SOL_SOCKET, CNM_SO_ZEROCOPY, &one, 4)
-        guard r >= 0 else { throw .system("setsockopt(SO_ZEROCOPY)", Errno(rawValue: -r)) }
+        guard r >= 0 else { throw .systemCall("setsockopt(SO_ZEROCOPY)", Errno(rawValue: -r)) }
     }
 
     /// Sends `length` bytes starting at `regionOffset` of the dma-buf bound for TX as

@@ -41,7 +41,7 @@ public struct KernelDevmemRXBinding: ~Copyable {
         guard let fd = region.fileDescriptor else {
             throw .bindRefused(interface: interface,
                                missing: [.notADmabuf(fd: -1, what: "a region without a file descriptor")],
-                               kernel: .system("bind-rx", .badFileDescriptor))
+                               kernel: .systemCall("bind-rx", .badFileDescriptor))
         }
         try self.init(interface: interface, queues: queues, dmabufFD: fd.rawValue)
     }

@@ -34,9 +34,9 @@ public struct GenericNetlinkSocket: ~Copyable {
             } catch {
                 switch error {
                 case .noSuchNamespace:
-                    throw .system("opening a netlink socket in \(namespacePath) (no such namespace; see `ip netns list`)", error.errno)
+                    throw .systemCall("opening a netlink socket in \(namespacePath) (no such namespace; see `ip netns list`)", error.errno)
                 case let .systemCall(call, errno):
-                    throw .system("opening a netlink socket in \(namespacePath): \(call)", errno)
+                    throw .systemCall("opening a netlink socket in \(namespacePath): \(call)", errno)
                 }
             }
         } else {
@@ -59,7 +59,7 @@ public struct GenericNetlinkSocket: ~Copyable {
     /// and sets the receive timeout. Mirrors `socket(2)` + `setsockopt(2)` + `bind(2)`.
     private static func open() -> Result<FileDescriptor, NetlinkError> {
         let fd = socket(CNM_AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), CNM_NETLINK_GENERIC)
-        guard fd >= 0 else { return .failure(.system("socket(AF_NETLINK, NETLINK_GENERIC)", Errno(rawValue: errno))) }
+        guard fd >= 0 else { return .failure(.systemCall("socket(AF_NETLINK, NETLINK_GENERIC)", Errno(rawValue: errno))) }
         var one: Int32 = 1
         let size = UInt32(MemoryLayout<Int32>.size)
         // Both are optional: an older kernel without them still answers, with less detail.
@@ -78,7 +78,7 @@ public struct GenericNetlinkSocket: ~Copyable {
         guard bound == 0 else {
             let e = Errno(rawValue: errno)
             close(fd)
-            return .failure(.system("bind(AF_NETLINK)", e))
+            return .failure(.systemCall("bind(AF_NETLINK)", e))
         }
         return .success(FileDescriptor(rawValue: fd))
     }
@@ -147,7 +147,7 @@ public struct GenericNetlinkSocket: ~Copyable {
     static func exchange(fd: FileDescriptor, request: [UInt8], sequence: UInt32, dump: Bool,
                          what: String) throws(NetlinkError) -> [NetlinkMessage] {
         let sent = request.withUnsafeBytes { cnm_nl_send(fd.rawValue, $0.baseAddress, $0.count) }
-        guard sent >= 0 else { throw .system("send(\(what))", Errno(rawValue: Int32(-sent))) }
+        guard sent >= 0 else { throw .systemCall("send(\(what))", Errno(rawValue: Int32(-sent))) }
         var replies: [NetlinkMessage] = []
         for _ in 0..<maxDatagrams {
             let datagram = try receiveDatagram(fd: fd, what: what)
@@ -208,11 +208,11 @@ public struct GenericNetlinkSocket: ~Copyable {
             if e == .wouldBlock || e == .resourceTemporarilyUnavailable {
                 throw .noReply(request: what, reason: "no reply within \(receiveTimeoutMillis) ms")
             }
-            throw .system("recv(\(what))", e)
+            throw .systemCall("recv(\(what))", e)
         }
         var buffer = [UInt8](repeating: 0, count: max(Int(size), 16))
         let got = buffer.withUnsafeMutableBytes { cnm_nl_recv(fd.rawValue, $0.baseAddress, $0.count, 0) }
-        guard got >= 0 else { throw .system("recv(\(what))", Errno(rawValue: Int32(-got))) }
+        guard got >= 0 else { throw .systemCall("recv(\(what))", Errno(rawValue: Int32(-got))) }
         return Array(buffer[0..<Int(got)])
     }
 }

@@ -21,7 +21,7 @@ public enum NetlinkError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A reply lacks an attribute the request needs.
     case missingAttribute(what: String, attribute: UInt16)
     /// A socket call failed.
-    case system(String, Errno)
+    case systemCall(String, Errno)
     /// No reply arrived in time, or the reply never ended.
     case noReply(request: String, reason: String)
 
@@ -45,7 +45,7 @@ public enum NetlinkError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "(check `genl ctrl list`; '\(name)' needs a newer kernel or its module)"
         case let .missingAttribute(what, attribute):
             return "malformed netlink reply: \(what) lacks attribute \(attribute)"
-        case let .system(call, errno):
+        case let .systemCall(call, errno):
             return "\(call) failed: \(errno)"
         case let .noReply(request, reason):
             return "no complete reply to \(request): \(reason)"
