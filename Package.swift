@@ -94,6 +94,9 @@ let package = Package(
             name: "NetmemNamespace",
             dependencies: ["CNetmemLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // Network namespaces and veth pairs made with iproute2 for tests and `netmem bench`
+        // (not a product): the one such fixture.
+        .target(name: "NetmemLab"),
         // The frame format: header, parser, writer, CRC-32C. No transport.
         .target(
             name: "NetmemFraming",
@@ -214,7 +217,7 @@ let package = Package(
             name: "netmem",
             dependencies: [
                 "Netmem", "NetmemDevice", "NetmemFraming", "NetmemURing", "NetmemXDP", "NetmemKernel", "NetmemGPU",
-                "NetmemDoctor", "NetmemNamespace", "NetmemCommandLine",
+                "NetmemDoctor", "NetmemNamespace", "NetmemCommandLine", "NetmemLab",
                 "NetmemSession", "NetmemMetrics", "NetmemBench", "NetmemNCCLCheck", "NetmemGPUStandIn", "CNetmemMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -283,7 +286,7 @@ let package = Package(
         .testTarget(name: "NetmemTests", dependencies: ["Netmem", "CNetmemLinux", "NetmemTestSupport"]),
         .testTarget(name: "NetmemDeviceTests", dependencies: ["NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemFramingTests", dependencies: ["NetmemFraming", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
-        .testTarget(name: "NetmemURingTests", dependencies: ["NetmemURing", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemURingTests", dependencies: ["NetmemURing", "NetmemLab", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(
             name: "NetmemSessionTests",
             dependencies: [
@@ -294,11 +297,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemNamespace", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemNamespace", "NetmemLab", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemGPUStandIn", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemCommandLineTests", dependencies: ["NetmemCommandLine"]),
-        .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
-        .testTarget(name: "NetmemNamespaceTests", dependencies: ["NetmemNamespace"]),
+        .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemLab", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemNamespaceTests", dependencies: ["NetmemNamespace", "NetmemLab"]),
         .testTarget(name: "NetmemDoctorTests", dependencies: ["NetmemDoctor", "NetmemURing", "NetmemKernel", "NetmemGPU"]),
         .testTarget(
             name: "NetmemNCCLTests",

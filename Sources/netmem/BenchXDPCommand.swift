@@ -3,6 +3,7 @@ import CNetmemLinux
 import Glibc
 import Netmem
 import NetmemDevice
+import NetmemLab
 import NetmemNamespace
 import NetmemXDP
 import Synchronization
@@ -102,7 +103,7 @@ struct BenchXDPCommand: ParsableCommand {
             throw CLIError("netmem bench xdp needs root: it creates network namespaces and attaches an XDP program")
         }
         CLIStopSignal.install()
-        let lab = try XDPBenchLab()
+        let lab = try VethLab(tag: "bx", layout: .twoNamespaces)
         defer { lab.remove() }
         if !json {
             print("netmem bench xdp: \(payload)-byte UDP payloads over veth \(lab.ifB) → \(lab.ifA), \(seconds) s per phase, "
@@ -179,43 +180,6 @@ struct BenchXDPCommand: ParsableCommand {
     }
 }
 
-/// Two namespaces and a veth pair for the bench, removed by `remove()`.
-final class XDPBenchLab {
-    let nsA: String, nsB: String, ifA: String, ifB: String
-    let ipA: String, ipB: String
-    let macA = "02:4e:4d:00:01:01", macB = "02:4e:4d:00:01:02"
-
-    init() throws {
-        let pid = Int(getpid()) % 100_000
-        nsA = "nmxbencha\(pid)"
-        nsB = "nmxbenchb\(pid)"
-        ifA = "nxba\(pid)"
-        ifB = "nxbb\(pid)"
-        ipA = "10.213.\(pid % 250 + 1).1"
-        ipB = "10.213.\(pid % 250 + 1).2"
-        let steps = [
-            "ip netns add \(nsA)", "ip netns add \(nsB)",
-            "ip netns exec \(nsA) sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'",
-            "ip netns exec \(nsB) sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'",
-            "ip link add \(ifA) address \(macA) type veth peer name \(ifB) address \(macB)",
-            "ip link set \(ifA) netns \(nsA)", "ip link set \(ifB) netns \(nsB)",
-            "ip -n \(nsA) addr add \(ipA)/24 dev \(ifA)", "ip -n \(nsB) addr add \(ipB)/24 dev \(ifB)",
-            "ip -n \(nsA) link set \(ifA) up", "ip -n \(nsB) link set \(ifB) up",
-            "ip -n \(nsA) link set lo up", "ip -n \(nsB) link set lo up",
-            "ip -n \(nsB) neigh replace \(ipA) lladdr \(macA) dev \(ifB) nud permanent",
-            "ip -n \(nsA) neigh replace \(ipB) lladdr \(macB) dev \(ifA) nud permanent",
-        ]
-        for step in steps where system(step + " >/dev/null 2>&1") != 0 {
-            remove()
-            throw CLIError("setting up the bench network failed at `\(step)` (is iproute2 installed, and are you root?)")
-        }
-    }
-
-    func remove() {
-        _ = system("ip link del \(ifA) >/dev/null 2>&1; ip netns del \(nsA) >/dev/null 2>&1; ip netns del \(nsB) >/dev/null 2>&1")
-    }
-}
-
 /// The two phases of `netmem bench xdp`.
 enum XDPBench {
     /// The knobs `netmem bench xdp` turns.
@@ -288,9 +252,9 @@ enum XDPBench {
         return 0
     }
 
-    static func drops(_ lab: XDPBenchLab) -> Int {
-        let a = (try? NetworkNamespace.run(in: lab.nsA) { interfaceDrops(lab.ifA) }) ?? 0
-        let b = (try? NetworkNamespace.run(in: lab.nsB) { interfaceDrops(lab.ifB) }) ?? 0
+    static func drops(_ lab: VethLab) -> Int {
+        let a = (try? NetworkNamespace.run(in: lab.namespaceA!) { interfaceDrops(lab.ifA) }) ?? 0
+        let b = (try? NetworkNamespace.run(in: lab.namespaceB!) { interfaceDrops(lab.ifB) }) ?? 0
         return a + b
     }
 
@@ -318,8 +282,8 @@ enum XDPBench {
         let failure = Mutex<String?>(nil)
         var thread: JoinableThread?
 
-        init(lab: XDPBenchLab, payload: Int, xdp: Bool, batch: Int = 64, cpu: Int = -1) {
-            let ns = lab.nsB
+        init(lab: VethLab, payload: Int, xdp: Bool, batch: Int = 64, cpu: Int = -1) {
+            let ns = lab.namespaceB!
             if xdp {
                 let frame = XDPBench.udpFrame(lab: lab, payload: payload)
                 let ifB = lab.ifB
@@ -407,10 +371,9 @@ enum XDPBench {
     }
 
     /// An Ethernet/IPv4/UDP frame from B to A carrying `payload` bytes (UDP checksum 0).
-    static func udpFrame(lab: XDPBenchLab, payload: Int) -> [UInt8] {
-        func mac(_ s: String) -> [UInt8] { s.split(separator: ":").map { UInt8($0, radix: 16)! } }
+    static func udpFrame(lab: VethLab, payload: Int) -> [UInt8] {
         func ip(_ s: String) -> [UInt8] { s.split(separator: ".").map { UInt8($0)! } }
-        var f = mac(lab.macA) + mac(lab.macB) + [0x08, 0x00]
+        var f = lab.macA + lab.macB + [0x08, 0x00]
         let total = 20 + 8 + payload
         var header: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 0, 0x40, 0, 64, 17, 0, 0]
         header += ip(lab.ipB) + ip(lab.ipA)
@@ -426,7 +389,7 @@ enum XDPBench {
         return f + [UInt8](repeating: 0x4E, count: payload)
     }
 
-    static func xdpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int, tuning: Tuning) throws -> Phase {
+    static func xdpPhase(_ lab: VethLab, seconds: Double, payload: Int, tuning: Tuning) throws -> Phase {
         let spin = tuning.spin
         var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: tuning.frameSize)
         config.attachMode = tuning.attach
@@ -436,7 +399,7 @@ enum XDPBench {
         config.busyPoll = tuning.busyPoll
         var rx: XDPSocket
         do {
-            rx = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+            rx = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
         } catch { throw CLIError("AF_XDP phase: \(error)") }
         let pool = rx.pool
         var phase = Phase()
@@ -496,8 +459,8 @@ enum XDPBench {
         return phase
     }
 
-    static func udpPhase(_ lab: XDPBenchLab, seconds: Double, payload: Int, tuning: Tuning) throws -> Phase {
-        let fd: Int32 = try NetworkNamespace.run(in: lab.nsA) { () throws(CLIError) -> Int32 in
+    static func udpPhase(_ lab: VethLab, seconds: Double, payload: Int, tuning: Tuning) throws -> Phase {
+        let fd: Int32 = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(CLIError) -> Int32 in
             let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw CLIError("UDP phase: socket() failed: errno \(errno)") }
             var size: Int32 = 4 << 20
@@ -527,7 +490,7 @@ enum XDPBench {
             received += Int(n)
             return Int(n)
         }
-        let errors0 = (try? NetworkNamespace.run(in: lab.nsA) { udpReceiveBufferErrors() }) ?? 0
+        let errors0 = (try? NetworkNamespace.run(in: lab.namespaceA!) { udpReceiveBufferErrors() }) ?? 0
         let cpu0 = machineBusyNs()
         let process0 = cnm_process_cpu_ns()
         let thread0 = cnm_thread_cpu_ns()
@@ -546,7 +509,7 @@ enum XDPBench {
         phase.processNs = Double(cnm_process_cpu_ns() - process0)
         phase.receiverNs = Double(cnm_thread_cpu_ns() - thread0)
         phase.received = received
-        phase.kernelDropped = ((try? NetworkNamespace.run(in: lab.nsA) { udpReceiveBufferErrors() }) ?? 0) - errors0
+        phase.kernelDropped = ((try? NetworkNamespace.run(in: lab.namespaceA!) { udpReceiveBufferErrors() }) ?? 0) - errors0
         return phase
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import NetmemLab
 import Testing
 @testable import NetmemKernel
 
@@ -13,7 +14,7 @@ import Testing
     @Test func devicesMatchIPLinkInRootNamespace() throws {
         var client = try NetdevClient()
         let devices = try client.devices()
-        let viaIP = VethNamespaceFixture(namespace: "", rootEnd: "", nsEnd: "").ipLinkIndexes(inNamespace: false)
+        let viaIP = VethLab.linkIndexes(namespace: nil)
         // Devices can come and go while other tests run; compare the stable ones.
         let stable = viaIP.filter { !$0.value.hasPrefix("nmk") && !$0.value.hasPrefix("veth") && !$0.value.hasPrefix("nm") }
         for (ifindex, name) in stable {
@@ -22,19 +23,18 @@ import Testing
         #expect(devices.contains { $0.ifindex == 1 }, "loopback (ifindex 1) must be listed")
     }
 
-    @Test(.enabled(if: canMakeNamespaces, "needs root and `ip` to create a netns and a veth pair"))
+    @Test(.enabled(if: VethLab.unavailableReason == nil, "needs root and `ip` to create a netns and a veth pair"))
     func vethQueuesMatchSysfsInBothNamespaces() throws {
-        guard let fx = VethNamespaceFixture.make(rootRX: 3, rootTX: 2) else {
-            Issue.record("creating the netns/veth fixture failed although the probe succeeded")
-            return
-        }
-        defer { fx.remove() }
+        let lab = try VethLab(tag: "kq", layout: .rootAndNamespace(rxQueues: 3, txQueues: 2))
+        defer { lab.remove() }
+        let namespace = lab.namespaceB!
+        let namespacePath = VethLab.path(ofNamespace: namespace)
 
         // Root end: queue-get against /sys/class/net/A/queues.
-        let rootIndex = try #require(NetworkInterface.index(name: fx.rootEnd))
+        let rootIndex = try #require(NetworkInterface.index(name: lab.ifA))
         var root = try NetdevClient()
         let rootQueues = try root.queues(ifindex: rootIndex)
-        let sysfs = try #require(NetworkInterface.sysfsQueueCounts(name: fx.rootEnd))
+        let sysfs = try #require(NetworkInterface.sysfsQueueCounts(name: lab.ifA))
         #expect(sysfs.rx == 3 && sysfs.tx == 2)
         #expect(rootQueues.filter { $0.type == .rx }.count == sysfs.rx)
         #expect(rootQueues.filter { $0.type == .tx }.count == sysfs.tx)
@@ -44,14 +44,14 @@ import Testing
         #expect(rootDevices.contains { $0.ifindex == rootIndex })
 
         // Namespace end: only visible from a socket made inside the namespace.
-        let nsLinks = fx.ipLinkIndexes(inNamespace: true)
-        let nsIndex = try #require(nsLinks.first { $0.value == fx.nsEnd }?.key)
-        #expect(NetworkInterface.name(ifindex: nsIndex, namespacePath: fx.namespacePath) == fx.nsEnd)
-        var inside = try NetdevClient(namespacePath: fx.namespacePath)
+        let nsLinks = VethLab.linkIndexes(namespace: namespace)
+        let nsIndex = try #require(nsLinks.first { $0.value == lab.ifB }?.key)
+        #expect(NetworkInterface.name(ifindex: nsIndex, namespacePath: namespacePath) == lab.ifB)
+        var inside = try NetdevClient(namespacePath: namespacePath)
         let nsDevices = try inside.devices()
         #expect(Set(nsDevices.map(\.ifindex)) == Set(nsLinks.keys), "dev-get in the namespace must list exactly what `ip -n` lists")
         let nsQueues = try inside.queues(ifindex: nsIndex)
-        let listing = sh(["ip", "netns", "exec", fx.namespace, "ls", "/sys/class/net/\(fx.nsEnd)/queues"]).output
+        let listing = try VethLab.run("ip netns exec \(namespace) ls /sys/class/net/\(lab.ifB)/queues")
         let nsRX = listing.split(whereSeparator: \.isWhitespace).filter { $0.hasPrefix("rx-") }.count
         let nsTX = listing.split(whereSeparator: \.isWhitespace).filter { $0.hasPrefix("tx-") }.count
         #expect(nsRX == 1 && nsTX == 1)
@@ -61,7 +61,7 @@ import Testing
         // The root dump must not list the namespace's end under its ifindex-and-name pair.
         let rootAll = try root.queues()
         if let rootNameForNSIndex = NetworkInterface.name(ifindex: nsIndex) {
-            #expect(rootNameForNSIndex != fx.nsEnd)
+            #expect(rootNameForNSIndex != lab.ifB)
         }
         #expect(rootAll.contains { $0.ifindex == rootIndex })
     }

@@ -1,29 +1,11 @@
 import Foundation
 import Glibc
+import NetmemLab
 import NetmemNamespace
 import SystemPackage
 import Testing
 
-/// Runs `ip` with `args`; true when it exited 0.
-@discardableResult
-private func ip(_ args: [String]) -> Bool {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["ip"] + args
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    do { try p.run() } catch { return false }
-    p.waitUntilExit()
-    return p.terminationStatus == 0
-}
-
-private let canMakeNamespaces: Bool = {
-    guard geteuid() == 0 else { return false }
-    let probe = "nmnp\(getpid() % 100_000)"
-    guard ip(["netns", "add", probe]) else { return false }
-    ip(["netns", "del", probe])
-    return true
-}()
+private let canMakeNamespaces = VethLab.unavailableReason == nil
 
 /// The inode of a namespace file: two paths name the same namespace exactly when they agree.
 private func inode(_ path: String) -> UInt64? {
@@ -38,11 +20,8 @@ private let threadNamespace = "/proc/thread-self/ns/net"
     /// Creates a namespace with a unique name for one test and always deletes it.
     private func withNamespace(_ body: (String) throws -> Void) throws {
         let name = "nmns\(String(UInt32.random(in: 0..<0xff_ffff), radix: 36))"
-        guard ip(["netns", "add", name]) else {
-            Issue.record("creating netns \(name) failed although the probe succeeded")
-            return
-        }
-        defer { ip(["netns", "del", name]) }
+        try VethLab.run("ip netns add \(name)")
+        defer { _ = try? VethLab.run("ip netns del \(name)") }
         try body(name)
     }
 

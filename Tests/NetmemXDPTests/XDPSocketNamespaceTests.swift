@@ -2,6 +2,7 @@ import Foundation
 import Netmem
 import NetmemDevice
 import NetmemNamespace
+import NetmemLab
 import Testing
 @testable import NetmemXDP
 
@@ -32,15 +33,15 @@ struct XDPSocketNamespaceTests {
     """
 
     @Test("UDP datagrams from the peer namespace arrive byte for byte; tokens return every frame",
-          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+          .enabled(if: VethLab.pythonUnavailableReason == nil, "needs root, iproute2 and python3"))
     func receivesDatagrams() throws {
-        let lab = try VethLab(tag: "r")
+        let lab = try VethLab(tag: "xr", layout: .twoNamespaces)
         defer { lab.remove() }
         let count = 300
         var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048, headroom: 64)
         config.frameCount = 512
         config.receiveRingSize = 256
-        var socket = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+        var socket = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
         let pool = socket.pool
         print("redirect program attached \(socket.programIsNative ? "in the driver" : "as generic XDP")")
 
@@ -52,7 +53,7 @@ struct XDPSocketNamespaceTests {
             s.sendto(payload(seq, 4 + (seq * 37) % 1400), ("\(lab.ipA)", 9999))
             if seq % 50 == 49: time.sleep(0.01)
         """
-        let (sender, pipe) = try lab.startPython(in: lab.nsB, script)
+        let (sender, pipe) = try lab.startPython(in: lab.namespaceB!, script)
         var seen = Set<Int>()
         var mismatches = 0
         var messages: [Message] = []
@@ -88,15 +89,15 @@ struct XDPSocketNamespaceTests {
     }
 
     @Test("the callback API lends headers and payload in place; every frame is back when the call returns",
-          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+          .enabled(if: VethLab.pythonUnavailableReason == nil, "needs root, iproute2 and python3"))
     func callbackReceiveLendsDatagramsInPlace() throws {
-        let lab = try VethLab(tag: "c")
+        let lab = try VethLab(tag: "xc", layout: .twoNamespaces)
         defer { lab.remove() }
         let count = 200
         var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048)
         config.frameCount = 256
         config.receiveRingSize = 128
-        var socket = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+        var socket = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
         let pool = socket.pool
         let script = """
         import socket, time
@@ -106,7 +107,7 @@ struct XDPSocketNamespaceTests {
             s.sendto(payload(seq, 4 + (seq * 37) % 1400), ("\(lab.ipA)", 9999))
             if seq % 50 == 49: time.sleep(0.01)
         """
-        let (sender, pipe) = try lab.startPython(in: lab.nsB, script)
+        let (sender, pipe) = try lab.startPython(in: lab.namespaceB!, script)
         var seen = Set<Int>()
         var bad: [String] = []
         let deadline = ContinuousClock.now + .seconds(15)
@@ -144,17 +145,17 @@ struct XDPSocketNamespaceTests {
     }
 
     @Test("malformed frames injected with a raw socket are counted by reason and returned",
-          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+          .enabled(if: VethLab.pythonUnavailableReason == nil, "needs root, iproute2 and python3"))
     func malformedFrames() throws {
-        let lab = try VethLab(tag: "m")
+        let lab = try VethLab(tag: "xm", layout: .twoNamespaces)
         defer { lab.remove() }
         var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 4096, headroom: 0)
         config.frameCount = 256
         config.receiveRingSize = 128
-        var socket = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+        var socket = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
         let pool = socket.pool
-        let dst = lab.macABytes.map { String(format: "0x%02x", $0) }.joined(separator: ",")
-        let src = lab.macBBytes.map { String(format: "0x%02x", $0) }.joined(separator: ",")
+        let dst = lab.macA.map { String(format: "0x%02x", $0) }.joined(separator: ",")
+        let src = lab.macB.map { String(format: "0x%02x", $0) }.joined(separator: ",")
         // Each malformed kind is sent twice; a good datagram last marks the end.
         let script = """
         import socket, struct
@@ -183,7 +184,7 @@ struct XDPSocketNamespaceTests {
             s.send(f)
         s.send(eth + b'\\x08\\x00' + ip4(17, good_udp))
         """
-        let (sender, pipe) = try lab.startPython(in: lab.nsB, script)
+        let (sender, pipe) = try lab.startPython(in: lab.namespaceB!, script)
         var messages: [Message] = []
         let deadline = ContinuousClock.now + .seconds(10)
         while messages.isEmpty && ContinuousClock.now < deadline {
@@ -211,15 +212,15 @@ struct XDPSocketNamespaceTests {
     }
 
     @Test("zero-copy on veth is refused with an error that says so and suggests copy mode; the queue is free again after close",
-          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+          .enabled(if: VethLab.pythonUnavailableReason == nil, "needs root, iproute2 and python3"))
     func zeroCopyRefusedAndRebind() throws {
-        let lab = try VethLab(tag: "z")
+        let lab = try VethLab(tag: "xz", layout: .twoNamespaces)
         defer { lab.remove() }
         var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .zeroCopy)
         config.frameCount = 128
         config.receiveRingSize = 64
         do {
-            _ = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+            _ = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
             Issue.record("zero-copy bind on veth unexpectedly succeeded")
         } catch let error as XDPError {
             guard case .zeroCopyUnsupported = error else {
@@ -233,12 +234,12 @@ struct XDPSocketNamespaceTests {
         // The failed attempt left nothing attached: copy mode binds at once, twice in a row.
         config.mode = .copy
         for _ in 0..<2 {
-            let socket = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
+            let socket = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
             let pool = socket.pool
             _ = consume socket
             #expect(pool.inFlight == 0)
         }
-        let links = try VethLab.sh("ip -n \(lab.nsA) link show \(lab.ifA)")
+        let links = try VethLab.run("ip -n \(lab.namespaceA!) link show \(lab.ifA)")
         #expect(!links.contains("xdp"), "an XDP program stayed attached: \(links)")
     }
 
@@ -262,27 +263,27 @@ struct XDPSocketNamespaceTests {
 @Suite("AF_XDP transmit over veth", .serialized)
 struct XDPTransmitNamespaceTests {
     @Test("frames sent with AF_XDP TX from the peer arrive intact; sent frames return through the completion ring",
-          .enabled(if: VethLab.available, "needs root, iproute2 and python3"))
+          .enabled(if: VethLab.pythonUnavailableReason == nil, "needs root, iproute2 and python3"))
     func transmitToReceiver() throws {
-        let lab = try VethLab(tag: "t")
+        let lab = try VethLab(tag: "xt", layout: .twoNamespaces)
         defer { lab.remove() }
         var rxConfig = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy)
         rxConfig.frameCount = 512
         rxConfig.receiveRingSize = 256
-        var rx = try NetworkNamespace.run(in: lab.nsA) { () throws(XDPError) -> XDPSocket in try XDPSocket(rxConfig) }
+        var rx = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(rxConfig) }
         var txConfig = XDPConfiguration(interfaceName: lab.ifB, queue: 0, mode: .copy)
         txConfig.attachProgram = false
         txConfig.frameCount = 256
         txConfig.receiveRingSize = 8
         txConfig.transmitRingSize = 128
-        var tx = try NetworkNamespace.run(in: lab.nsB) { () throws(XDPError) -> XDPSocket in try XDPSocket(txConfig) }
+        var tx = try NetworkNamespace.run(in: lab.namespaceB!) { () throws(XDPError) -> XDPSocket in try XDPSocket(txConfig) }
         let rxPool = rx.pool
         let txPool = tx.pool
 
         let count = 200
         let frames = (0..<count).map { seq -> [UInt8] in
             var f = FrameBuilder.ipv4UDP(payload: XDPSocketNamespaceTests.payload(seq: seq, length: 8 + seq % 300))
-            f.replaceSubrange(0..<12, with: lab.macABytes + lab.macBBytes)
+            f.replaceSubrange(0..<12, with: lab.macA + lab.macB)
             return f
         }
         var next = 0
