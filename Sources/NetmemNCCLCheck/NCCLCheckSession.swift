@@ -321,11 +321,18 @@ final class NCCLCheckSession {
     func closeAll() throws -> String {
         var n = 0
         do {
-            for s in streams { s.release() }
-            streams = []
+            // NCCL's order when every request finished: deregMr, then close. After a failed
+            // case requests may still be posted, and the plugin may still write into their
+            // buffers until closeRecv returns: close first, then free without deregMr.
+            if streams.allSatisfy({ $0.outstandingRequests == 0 }) {
+                for s in streams { s.release() }
+                streams = []
+            }
             for c in sendComms where c != nil { try plugin.closeSend(c); n += 1 }
             for c in recvComms where c != nil { try plugin.closeRecv(c); n += 1 }
             for l in listeners { try plugin.closeListen(l); n += 1 }
+            for s in streams { s.release(deregister: false) }
+            streams = []
         }
         sendComms = []
         recvComms = []

@@ -8,6 +8,7 @@
  * `netmem nccl check` must then fail, naming what it found.
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +28,13 @@ typedef struct {
 static net_v11_t *inner;
 static struct { void *request; uint8_t *data; size_t size; } posted[256];
 static int completions;
+/* The harness posts and tests from more than one thread, and the inner plugin reuses a
+ * request as soon as test reports it done: one lock around each inner call and the table,
+ * so a reused request is never matched to another receive's entry. */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static result_t faulty_irecv(void *comm, int n, void **data, size_t *sizes, int *tags, void **mh, void **ph, void **req) {
+    pthread_mutex_lock(&table_lock);
     result_t r = inner->irecv(comm, n, data, sizes, tags, mh, ph, req);
     if (r == 0 && *req != NULL) {
         for (int i = 0; i < 256; i++) {
@@ -40,12 +46,17 @@ static result_t faulty_irecv(void *comm, int n, void **data, size_t *sizes, int 
             }
         }
     }
+    pthread_mutex_unlock(&table_lock);
     return r;
 }
 
 static result_t faulty_test(void *req, int *done, int *size) {
+    pthread_mutex_lock(&table_lock);
     result_t r = inner->test(req, done, size);
-    if (r != 0 || !*done) return r;
+    if (r != 0 || !*done) {
+        pthread_mutex_unlock(&table_lock);
+        return r;
+    }
     for (int i = 0; i < 256; i++) {
         if (posted[i].request != req) continue;
         posted[i].request = NULL;
@@ -57,6 +68,7 @@ static result_t faulty_test(void *req, int *done, int *size) {
         }
         break;
     }
+    pthread_mutex_unlock(&table_lock);
     return r;
 }
 
