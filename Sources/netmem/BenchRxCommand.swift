@@ -10,7 +10,8 @@ struct BenchRxCommand: AsyncParsableCommand {
         One process, loopback, the same blocking sender (1 MiB sends) for each run: a plain \
         recv() into a 256 KiB malloc'd buffer; the receive session in raw mode with a callback \
         (payload lands in pool memory, no copy) and with the async API; framed with CRC off \
-        and with CRC on.
+        and with CRC on. Where iperf3 is installed, one iperf3 TCP stream over loopback too \
+        (iperf3_gbps, and iperf3_ratio = netmem_gbps / iperf3_gbps).
         """)
 
     @Flag(help: "Print one JSON object.")
@@ -54,14 +55,26 @@ struct BenchRxCommand: AsyncParsableCommand {
         let framedCRC = try await LoopbackBench.sessionReceive(configuration, seconds: seconds, messageSize: message,
                                                                framed: true, crc: true, consumer: .callback)
         let ratio = plain.gbps > 0 ? netmem.gbps / plain.gbps : 0
-        let fields: [(String, Double)] = [
+        var iperf3: Double?
+        if let reason = IPerf3Baseline.unavailableReason {
+            CLIOutput.error("netmem bench rx: no iperf3 baseline: \(reason)")
+        } else {
+            do { iperf3 = try IPerf3Baseline.measure(seconds: seconds) } catch {
+                CLIOutput.error("netmem bench rx: no iperf3 baseline: \(error)")
+            }
+        }
+        var fields: [(String, Double)] = [
             ("netmem_gbps", netmem.gbps), ("plain_recv_gbps", plain.gbps), ("ratio", ratio),
             ("async_gbps", async.gbps), ("async_ratio", netmem.gbps > 0 ? async.gbps / netmem.gbps : 0),
             ("netmem_cpu_s_per_gb", netmem.cpuPerGB), ("plain_cpu_s_per_gb", plain.cpuPerGB),
             ("async_cpu_s_per_gb", async.cpuPerGB),
             ("framed_gbps", framed.gbps), ("framed_cpu_s_per_gb", framed.cpuPerGB),
             ("framed_crc_gbps", framedCRC.gbps), ("framed_crc_cpu_s_per_gb", framedCRC.cpuPerGB),
+            ("framed_crc_ratio", framed.gbps > 0 ? framedCRC.gbps / framed.gbps : 0),
         ]
+        if let iperf3 {
+            fields += [("iperf3_gbps", iperf3), ("iperf3_ratio", iperf3 > 0 ? netmem.gbps / iperf3 : 0)]
+        }
         if json {
             print("{" + fields.map { "\"\($0.0)\": \(CLIFormat.fixed($0.1, 3))" }.joined(separator: ", ")
                 + ", \"seconds\": \(CLIFormat.fixed(seconds, 1)), \"chunk\": \(chunk.bytes), \"buffers\": \(buffers), \"provider\": \"\(provider.rawValue)\"}")
