@@ -6,6 +6,7 @@ import SystemPackage
 /// falls back to transparent huge pages only if the caller allowed it; otherwise throws
 /// `hugePagesUnavailable`, which says how to reserve them.
 public final class HugePageProvider: MemoryProvider {
+    /// The size of one huge page in bytes (2 MiB); mappings are rounded up to a multiple of it.
     public static let hugePageSize = 2 << 20
     let source: MappedChunkSource
     /// True when the memory came from the transparent-huge-page fallback.
@@ -14,6 +15,11 @@ public final class HugePageProvider: MemoryProvider {
     /// mapped ("always", "madvise", "never"); with "never" the fallback is ordinary pages.
     public let transparentHugePageMode: String?
 
+    /// Maps `chunkCount` chunks of `chunkSize` bytes from huge pages. With
+    /// `allowTransparentFallback`, maps ordinary memory advised for transparent huge pages when
+    /// no huge pages are reserved; without it, throws `hugePagesUnavailable`. `lock` locks the
+    /// memory (`mlock`). Also throws `invalidChunkSize`, `invalidChunkCount`, `mapFailed` and
+    /// `memoryLockFailed`.
     public init(chunkSize: Int = HugePageProvider.hugePageSize, chunkCount: Int,
                 allowTransparentFallback: Bool = false, lock: Bool = false) throws(NetmemError) {
         try ChunkGeometry.validate(chunkSize: chunkSize, chunkCount: chunkCount)
@@ -63,6 +69,7 @@ public final class HugePageProvider: MemoryProvider {
         return String(decoding: buf[(open + 1)..<close], as: UTF8.self)
     }
 
+    /// The area holding this provider's chunks.
     public var area: NetmemArea { source.area }
     public var chunkSize: Int { source.area.chunkSize }
     public func allocateChunks(into buffer: UnsafeMutableBufferPointer<NetmemRef>) -> Int { source.allocate(into: buffer) }

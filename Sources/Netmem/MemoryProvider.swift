@@ -11,7 +11,9 @@ public enum ChunkRelease: Sendable, Equatable {
 public struct ProviderDescription: Sendable, CustomStringConvertible {
     /// A short name of the kind of memory: "host", "hugepage", "memfd", "devmem", …
     public var kind: String
+    /// Bytes per chunk.
     public var chunkSize: Int
+    /// Chunks the provider has in all, held or handed out.
     public var chunkCount: Int
     /// Chunks the provider holds now (not handed to any pool).
     public var available: Int
@@ -20,6 +22,7 @@ public struct ProviderDescription: Sendable, CustomStringConvertible {
     /// Further facts, in order: ("locked", "yes"), ("fd", "7"), …
     public var details: [(String, String)]
 
+    /// Creates a description from its parts.
     public init(kind: String, chunkSize: Int, chunkCount: Int, available: Int, readable: Bool,
                 details: [(String, String)] = []) {
         self.kind = kind
@@ -70,7 +73,10 @@ public protocol MemoryProvider: AnyObject, Sendable {
 }
 
 extension MemoryProvider {
+    /// By default a provider has no contiguous runs: returns nil.
     public func allocateContiguous(count: Int) -> NetmemRef? { nil }
+    /// By default a provider lends for its whole life: true.
     public var isLending: Bool { true }
+    /// By default a provider ignores the end of a pool.
     public func poolDidFinish(id: UInt32) {}
 }

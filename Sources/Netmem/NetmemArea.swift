@@ -9,9 +9,13 @@ import Synchronization
 /// net_iov`): which pool owns it, whether it is handed out, and its fragment reference
 /// count. Areas register themselves so a `NetmemRef` can be resolved to its area.
 public final class NetmemArea: @unchecked Sendable, CustomStringConvertible {
+    /// The area's identifier in the registry (never 0); the top 16 bits of every `NetmemRef` into it.
     public let id: UInt16
+    /// The name its creator gave it ("host", "hugepage", "memfd", …), for logs and descriptions.
     public let name: String
+    /// Bytes per chunk.
     public let chunkSize: Int
+    /// The number of chunks in the area.
     public let chunkCount: Int
     /// The CPU address of chunk 0, or nil when the CPU may not read this memory.
     public let baseAddress: UnsafeMutableRawPointer?

@@ -6,11 +6,14 @@
 /// Layout: bits 48–63 area identifier, bits 0–31 chunk index, the rest zero.
 @frozen
 public struct NetmemRef: BitwiseCopyable, Sendable, Hashable, CustomStringConvertible {
+    /// The packed word: area identifier in bits 48–63, chunk index in bits 0–31.
     public let rawValue: UInt64
 
+    /// A reference from its packed word (`rawValue`); no check that the area exists.
     @inlinable
     public init(rawValue: UInt64) { self.rawValue = rawValue }
 
+    /// The reference naming chunk `chunk` of the area with identifier `area`.
     @inlinable
     public init(area: UInt16, chunk: UInt32) {
         self.rawValue = UInt64(area) << 48 | UInt64(chunk)
@@ -40,10 +43,14 @@ public struct NetmemRef: BitwiseCopyable, Sendable, Hashable, CustomStringConver
 /// reference count; the chunk recycles when its last fragment returns.
 @frozen
 public struct NetmemFragment: BitwiseCopyable, Sendable, Hashable, CustomStringConvertible {
+    /// The chunk the fragment lies in.
     public var ref: NetmemRef
+    /// The fragment's first byte, as an offset from the start of the chunk.
     public var offset: UInt32
+    /// The fragment's length in bytes.
     public var length: UInt32
 
+    /// A fragment of `length` bytes at `offset` in `ref`'s chunk.
     @inlinable
     public init(ref: NetmemRef, offset: UInt32, length: UInt32) {
         self.ref = ref

@@ -67,6 +67,7 @@ struct CacheLinePad: Sendable {
 
 /// A page pool's statistics, with the kernel's names (`page_pool_stats`).
 public struct PagePoolStats: Sendable, Equatable, CustomStringConvertible {
+    /// Allocation counters (`page_pool_alloc_stats`).
     public struct Alloc: Sendable, Equatable {
         /// Allocations served from the alloc cache.
         public var fast = 0
@@ -81,6 +82,7 @@ public struct PagePoolStats: Sendable, Equatable, CustomStringConvertible {
         /// Chunks from the ring not reused because the provider stopped lending.
         public var waive = 0
     }
+    /// Counters of returned chunks (`page_pool_recycle_stats`).
     public struct Recycle: Sendable, Equatable {
         /// Returned straight into the alloc cache.
         public var cached = 0
@@ -93,7 +95,9 @@ public struct PagePoolStats: Sendable, Equatable, CustomStringConvertible {
         /// Handed back to the provider instead of recycled (pool closing or closed).
         public var releasedRefcnt = 0
     }
+    /// How allocations were served.
     public var alloc = Alloc()
+    /// Where returned chunks went.
     public var recycle = Recycle()
     /// Chunks handed out to users.
     public var handedOut = 0

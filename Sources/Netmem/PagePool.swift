@@ -14,6 +14,8 @@ import Synchronization
 /// Returning a buffer twice, or to a pool that does not own it, is a programming error
 /// and traps with a message naming the buffer.
 public final class PagePool: @unchecked Sendable {
+    /// How a pool is built: its provider, chunk size, capacity and cache sizes. `PagePool.init`
+    /// validates it.
     public struct Configuration: Sendable {
         /// Where chunks come from.
         public var provider: any MemoryProvider
@@ -36,6 +38,8 @@ public final class PagePool: @unchecked Sendable {
         /// reports (and logs, at most once per this interval) a stalled shutdown.
         public var stallWarningAfter: Duration = .seconds(60)
 
+        /// A configuration with the default cache, refill and ring sizes. `chunkSize` nil takes the
+        /// provider's.
         public init(provider: any MemoryProvider, chunkSize: Int? = nil, poolSize: Int,
                     fragmentSize: Int? = nil, name: String = "pool") {
             self.provider = provider
@@ -65,6 +69,7 @@ public final class PagePool: @unchecked Sendable {
     // the home area once, by the first refill), read by every thread that returns a
     // buffer. It shares no cache line with what the owner writes on every allocation,
     // so a return from another thread does not pull a line the owner keeps writing.
+    /// The configuration the pool was created with.
     public let configuration: Configuration
     /// Identifies the pool in chunk metadata (31 bits, never 0).
     public let id: UInt32

@@ -3,6 +3,8 @@
 public struct PoolBuffer: ~Copyable, @unchecked Sendable {
     /// Unmanaged so that `take()` can end the lease without a return; retained by `init`.
     private let pool: Unmanaged<PagePool>
+    /// The leased chunk. The lease returns it to the pool when it ends; do not `recycle` it
+    /// yourself unless you `take()` it.
     public let ref: NetmemRef
 
     init(pool: PagePool, ref: NetmemRef) {

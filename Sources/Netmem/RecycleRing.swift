@@ -21,6 +21,7 @@ import Synchronization
 /// Public so that data paths with their own buffer ids (an io_uring receiver's buffer
 /// ids going back to its RX thread) use the same ring rather than another copy.
 public final class RecycleRing: @unchecked Sendable {
+    /// The number of slots: the requested capacity rounded up to a power of two (at least 2).
     public let capacity: Int
     @usableFromInline let mask: Int
     /// `capacity` slots; ~value when full, 0 when free.

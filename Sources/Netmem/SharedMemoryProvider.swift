@@ -9,8 +9,14 @@ public final class SharedMemoryProvider: MemoryProvider {
     let source: MappedChunkSource
     /// The memfd. Owned by the provider: closed when it goes away.
     public let fileDescriptor: FileDescriptor
+    /// Whether the memfd was created with `MFD_HUGETLB` (2 MiB huge pages).
     public let hugePages: Bool
 
+    /// Creates a memfd named `name`, sized for `chunkCount` chunks of `chunkSize` bytes (rounded
+    /// up to whole huge pages with `hugePages`), seals it against shrinking and maps it shared;
+    /// `lock` locks the mapping. Throws `hugePagesUnavailable` when `hugePages` is set and none
+    /// can be had, `systemCall` when `memfd_create`, `ftruncate` or `fcntl` fails, and the
+    /// geometry, mapping and locking errors.
     public init(name: String = "netmem", chunkSize: Int, chunkCount: Int, hugePages: Bool = false,
                 lock: Bool = false) throws(NetmemError) {
         try ChunkGeometry.validate(chunkSize: chunkSize, chunkCount: chunkCount)
@@ -49,6 +55,7 @@ public final class SharedMemoryProvider: MemoryProvider {
 
     /// The size of the memfd in bytes.
     public var length: Int { source.memory.length }
+    /// The area holding this provider's chunks.
     public var area: NetmemArea { source.area }
     public var chunkSize: Int { source.area.chunkSize }
     public func allocateChunks(into buffer: UnsafeMutableBufferPointer<NetmemRef>) -> Int { source.allocate(into: buffer) }

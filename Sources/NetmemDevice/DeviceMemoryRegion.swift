@@ -11,8 +11,10 @@ public struct RegionSegment: Sendable, Hashable {
     public var offset: Int
     /// Where the device sees the segment.
     public var deviceAddress: UInt64
+    /// The segment's length in bytes.
     public var length: Int
 
+    /// A segment of `length` bytes at `offset` in the region, seen by the device at `deviceAddress`.
     public init(offset: Int, deviceAddress: UInt64, length: Int) {
         self.offset = offset
         self.deviceAddress = deviceAddress
@@ -98,8 +100,12 @@ public protocol RegionExporter: AnyObject, Sendable {
 /// An exported buffer: fd, size, scatter-gather segments and CPU access. Mirrors a
 /// dma-buf as the kernel's devmem code sees it.
 public final class DeviceMemoryRegion: Sendable, CustomStringConvertible {
+    /// The region's identifier, unique in the process; fragments name their region by it
+    /// (`Fragment.regionID`, the kernel's `dmabuf_id`).
     public let id: UInt32
+    /// The exporter that made the memory; the region keeps it alive.
     public let exporter: any RegionExporter
+    /// Whether the CPU may touch the bytes, fixed when the region is made.
     public let access: CPUAccess
 
     static let nextID = Atomic<UInt32>(1)
@@ -113,8 +119,11 @@ public final class DeviceMemoryRegion: Sendable, CustomStringConvertible {
         id = Self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
+    /// The region's size in bytes, as the exporter reports it.
     public var size: Int { exporter.size }
+    /// The exporter's scatter-gather table, validated when the region was made.
     public var segments: [RegionSegment] { exporter.segments }
+    /// The exporter's dma-buf (or memfd) file descriptor, owned by the exporter; nil when it has none.
     public var fileDescriptor: FileDescriptor? { exporter.fileDescriptor }
 
     /// The CPU address of the region's first byte; nil when the CPU may not read it.

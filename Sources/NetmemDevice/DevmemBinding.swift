@@ -3,8 +3,11 @@ import Synchronization
 
 /// A receive queue of a network interface.
 public struct ReceiveQueue: Hashable, Sendable, CustomStringConvertible {
+    /// The network interface's name.
     public var interface: String
+    /// The queue's index on the interface.
     public var index: Int
+    /// Receive queue `index` of `interface`.
     public init(interface: String, index: Int) {
         self.interface = interface
         self.index = index
@@ -17,7 +20,9 @@ public struct ReceiveQueue: Hashable, Sendable, CustomStringConvertible {
 /// (`shared`); tests may make their own.
 public final class BindingRegistry: Sendable {
     private let bound = Mutex<[ReceiveQueue: (binding: UInt32, region: UInt32)]>([:])
+    /// An empty registry of its own, apart from `shared` (for tests).
     public init() {}
+    /// The machine's registry, which bindings use by default.
     public static let shared = BindingRegistry()
 
     func claim(_ queues: [ReceiveQueue], binding: UInt32, region: UInt32) throws(DeviceMemoryError) {
@@ -47,10 +52,13 @@ public final class BindingRegistry: Sendable {
 
 /// What a binding has outstanding.
 public struct BindingReport: Sendable, Equatable, CustomStringConvertible {
+    /// The binding reported on (`DevmemBinding.id`).
     public var bindingID: UInt32
+    /// All chunks of the binding.
     public var chunks: Int
     /// Chunks not in the chunk allocator: held by pools or by applications.
     public var outstanding: Int
+    /// Whether `unbind()` has run.
     public var unbound: Bool
     /// Unbound and every chunk came back: the chunk allocator is gone.
     public var freed: Bool
@@ -70,11 +78,16 @@ public struct BindingReport: Sendable, Equatable, CustomStringConvertible {
 /// outstanding until then. Each queue's RX thread destroys its pool when it sees the
 /// binding unbound (the kernel restarts the queue the same way).
 public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
+    /// The chunk sizes a binding accepts, in bytes: 4 KiB, 64 KiB and 2 MiB.
     public static let allowedChunkSizes = [4096, 65536, 2 << 20]
 
+    /// The binding's identifier, unique in the process.
     public let id: UInt32
+    /// The region whose memory the binding lends.
     public let region: DeviceMemoryRegion
+    /// The receive queues the region is bound to.
     public let queues: [ReceiveQueue]
+    /// Bytes per chunk, one of `allowedChunkSizes`.
     public let chunkSize: Int
     /// One area per segment, in segment order (segments too small for a chunk have none).
     public let areas: [NetmemArea]
@@ -146,6 +159,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
 
     // MARK: MemoryProvider
 
+    /// `MemoryProvider` requirement; returns 0 once the binding is unbound.
     public func allocateChunks(into buffer: UnsafeMutableBufferPointer<NetmemRef>) -> Int {
         guard lending.load(ordering: .acquiring) else { return 0 }
         return state.withLockChecked { s in
@@ -158,6 +172,8 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
         }
     }
 
+    /// `MemoryProvider` requirement: `count` adjacent chunks of one segment from the first-fit
+    /// allocator; nil once the binding is unbound.
     public func allocateContiguous(count: Int) -> NetmemRef? {
         guard lending.load(ordering: .acquiring) else { return nil }
         return state.withLockChecked { s in
@@ -165,6 +181,9 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
         }
     }
 
+    /// `MemoryProvider` requirement; once the binding is unbound every chunk comes back
+    /// `.retired`, and the last one frees the chunk allocator. Traps for a chunk of another
+    /// provider or one that comes back after the binding was freed.
     public func releaseChunk(_ ref: NetmemRef) -> ChunkRelease {
         guard let seg = areaSegment[ref.areaID] else {
             preconditionFailure("\(ref) was released to binding \(id), which does not own it")
@@ -184,8 +203,10 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
         }
     }
 
+    /// `MemoryProvider` requirement: true until `unbind()`.
     public var isLending: Bool { lending.load(ordering: .acquiring) }
 
+    /// `MemoryProvider` requirement: kind "devmem", with the binding, region, queues and state.
     public func describe() -> ProviderDescription {
         let r = report
         return ProviderDescription(kind: "devmem", chunkSize: chunkSize, chunkCount: r.chunks,
@@ -234,6 +255,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
         for p in pools { p.pollShutdown() }
     }
 
+    /// What the binding has outstanding now (any thread).
     public var report: BindingReport {
         state.withLockChecked { s in
             let total = chunkCount
@@ -245,6 +267,7 @@ public final class DevmemBinding: MemoryProvider, @unchecked Sendable {
 
     /// Chunks held by pools or applications.
     public var outstanding: Int { report.outstanding }
+    /// Whether the binding is unbound and every chunk came back.
     public var isFreed: Bool { report.freed }
 
     // MARK: Offsets

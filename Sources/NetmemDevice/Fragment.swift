@@ -20,6 +20,7 @@ public struct Fragment: Sendable, Hashable, CustomStringConvertible {
     /// fragments the kernel's own page pool holds, as with devmem TCP).
     public var location: NetmemFragment?
 
+    /// A fragment from its coordinates; receive paths take them from a `RegionMap` or the kernel.
     public init(regionOffset: UInt64, length: Int, token: UInt32, regionID: UInt32, location: NetmemFragment? = nil) {
         self.regionOffset = regionOffset
         self.length = length

@@ -139,8 +139,11 @@ public struct PayloadBuffers: RandomAccessCollection {
     let bases: [(id: UInt32, base: UnsafeRawPointer)]
     let fragments: [Fragment]
 
+    /// The first fragment's index, always 0.
     public var startIndex: Int { 0 }
+    /// The number of fragments.
     public var endIndex: Int { fragments.count }
+    /// The bytes of fragment `i`, valid only inside the `withUnsafePayload` call.
     public subscript(i: Int) -> UnsafeRawBufferPointer {
         let f = fragments[i]
         var base = bases[0].base

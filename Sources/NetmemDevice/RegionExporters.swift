@@ -7,11 +7,17 @@ import SystemPackage
 /// one or more segments. Segments get device addresses with gaps between them, as a
 /// scattered dma-buf would, so code that assumes one contiguous range fails in tests.
 public final class MemfdExporter: RegionExporter, @unchecked Sendable {
+    /// `RegionExporter` requirement: "memfd".
     public let kind = "memfd"
+    /// The memfd, owned by the exporter and closed when it goes away.
     public let fileDescriptor: FileDescriptor?
+    /// The region's size in bytes, as asked; the memfd may be larger (rounded up to huge pages).
     public let size: Int
+    /// `segmentCount` segments covering the region, with a 1 MiB gap in device addresses after each.
     public let segments: [RegionSegment]
+    /// The shared, pre-faulted mapping of the memfd.
     public let baseAddress: UnsafeMutableRawPointer?
+    /// Whether the memfd is backed by 2 MiB huge pages (`MFD_HUGETLB`).
     public let hugePages: Bool
 
     /// A `size`-byte memfd cut into `segmentCount` segments of about equal length (each a
@@ -65,6 +71,7 @@ public final class MemfdExporter: RegionExporter, @unchecked Sendable {
 
     private let mappedLength: Int
 
+    /// `RegionExporter` requirement: a memcpy from the mapping.
     public func copy(from offset: Int, into destination: UnsafeMutableRawBufferPointer) throws(DeviceMemoryError) {
         guard let base = baseAddress else { throw .exporter("memfd region is not mapped") }
         destination.copyMemory(from: UnsafeRawBufferPointer(start: base + offset, count: destination.count))
@@ -81,12 +88,21 @@ public final class MemfdExporter: RegionExporter, @unchecked Sendable {
 /// fd can be mapped. Copies from an unmapped import use `pread`. The exporter owns a
 /// duplicate of the fd, so the caller keeps theirs.
 public final class ImportedFDExporter: RegionExporter, @unchecked Sendable {
+    /// `RegionExporter` requirement: "import".
     public let kind = "import"
+    /// The exporter's duplicate of the fd handed in, closed when the exporter goes away.
     public let fileDescriptor: FileDescriptor?
+    /// The fd's size in bytes (`lseek(SEEK_END)`).
     public let size: Int
+    /// One segment covering the whole fd, at device address 0.
     public let segments: [RegionSegment]
+    /// The shared mapping of the fd (read-write, else read-only); nil when mapping was not
+    /// allowed or failed.
     public let baseAddress: UnsafeMutableRawPointer?
 
+    /// Duplicates `fd` and takes its size; maps it when `allowMapping` is true and the fd can
+    /// be mapped. Throws `systemCall` when the duplicate or `lseek` fails and `invalidSize`
+    /// for an empty fd.
     public init(fd: FileDescriptor, allowMapping: Bool) throws(DeviceMemoryError) {
         let dup = Glibc.fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0)
         guard dup >= 0 else { throw .systemCall("fcntl(F_DUPFD_CLOEXEC)", Errno(rawValue: errno)) }
@@ -111,6 +127,8 @@ public final class ImportedFDExporter: RegionExporter, @unchecked Sendable {
         segments = [RegionSegment(offset: 0, deviceAddress: 0, length: Int(end))]
     }
 
+    /// `RegionExporter` requirement: reads with `pread`, so it works unmapped. Throws `systemCall`
+    /// when `pread` fails and `exporter` on a short read.
     public func copy(from offset: Int, into destination: UnsafeMutableRawBufferPointer) throws(DeviceMemoryError) {
         guard let fd = fileDescriptor else { throw .exporter("no file descriptor") }
         var done = 0
@@ -148,9 +166,13 @@ extension DeviceMemoryRegion {
 /// A region over memory a provider already mapped (one of its areas): host pages, huge
 /// pages or a shared memfd. It owns nothing itself; it keeps the provider alive.
 public final class MappedAreaExporter: RegionExporter, Sendable {
+    /// The name given at creation ("host", "hugepage", "memfd", …).
     public let kind: String
+    /// The fd given at creation (a shared memfd's), not owned by the exporter; nil for none.
     public let fileDescriptor: FileDescriptor?
+    /// The area's size in bytes: its chunk count times its chunk size.
     public let size: Int
+    /// One segment covering the area, at the area's device base.
     public let segments: [RegionSegment]
     nonisolated(unsafe) public let baseAddress: UnsafeMutableRawPointer?
     private let owner: AnyObject & Sendable
@@ -171,6 +193,7 @@ public final class MappedAreaExporter: RegionExporter, Sendable {
         self.owner = owner
     }
 
+    /// `RegionExporter` requirement: a memcpy from the area's mapping.
     public func copy(from offset: Int, into destination: UnsafeMutableRawBufferPointer) throws(DeviceMemoryError) {
         guard let base = baseAddress else { throw .exporter("region is not mapped") }
         destination.copyMemory(from: UnsafeRawBufferPointer(start: base + offset, count: destination.count))

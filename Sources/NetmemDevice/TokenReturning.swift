@@ -15,6 +15,7 @@ public struct TokenGiveBack: Sendable, Equatable, CustomStringConvertible {
     public var refused = 0
     /// `dontNeed` calls made.
     public var calls = 0
+    /// A result with every count zero.
     public init() {}
     public var description: String { "\(freed) freed, \(refused) refused, \(calls) calls" }
 }

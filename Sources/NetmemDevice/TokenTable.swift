@@ -51,9 +51,12 @@ public final class TokenTable: TokenReturning, Sendable {
     }
 
     private let state = Mutex(State())
+    /// The consumer's name, used in trap messages.
     public let name: String
+    /// What `close()` does with tokens still held.
     public let closeBehavior: CloseBehavior
 
+    /// An empty table, open for issuing.
     public init(name: String = "consumer", closeBehavior: CloseBehavior = .releaseHeld) {
         self.name = name
         self.closeBehavior = closeBehavior
@@ -194,6 +197,7 @@ public final class TokenTable: TokenReturning, Sendable {
         return release.count
     }
 
+    /// Whether `close()` has run; issuing traps from then on.
     public var isClosed: Bool { state.withLockChecked { $0.closed } }
 
     private static func takeHeld(_ s: inout State) -> [(NetmemFragment, any FragmentReleasing)] {

@@ -5,6 +5,7 @@
 public struct FrameHeader: Sendable, Hashable, CustomStringConvertible {
     /// "NMEM" read as a little-endian 32-bit integer.
     public static let magic: UInt32 = 0x4D45_4D4E
+    /// The format version this library writes and the only one `validate` accepts.
     public static let currentVersion: UInt8 = 1
     /// Bytes of the fixed header.
     public static let size = 32
@@ -13,21 +14,31 @@ public struct FrameHeader: Sendable, Hashable, CustomStringConvertible {
 
     /// Bits of the `flags` byte.
     public struct Flags: OptionSet, Sendable, Hashable {
+        /// The `flags` byte as on the wire.
         public let rawValue: UInt8
+        /// Flags from the `flags` byte.
         public init(rawValue: UInt8) { self.rawValue = rawValue }
         /// `payload_crc32c` holds the CRC-32C of the payload.
         public static let payloadCRC32C = Flags(rawValue: 1 << 0)
     }
 
+    /// Bytes 0–3: `FrameHeader.magic` in a valid frame.
     public var magic: UInt32
+    /// Byte 4: the format version, `currentVersion` in a valid frame.
     public var version: UInt8
+    /// Byte 5: which optional fields are in use.
     public var flags: Flags
     /// Fixed header plus extension, in bytes (≥ 32).
     public var headerLength: UInt16
+    /// Bytes 8–11: the stream the frame belongs to, as the sender numbered it.
     public var streamID: UInt32
+    /// Bytes 12–15: payload bytes after the header and its extension.
     public var payloadLength: UInt32
+    /// Bytes 16–23: the frame's sequence number; the parser counts a gap when it is not the previous plus one.
     public var sequence: UInt64
+    /// Bytes 24–27: the CRC-32C of the payload when the `payloadCRC32C` flag is set, else 0.
     public var payloadCRC32C: UInt32
+    /// Bytes 28–31: written as 0; receivers do not check it.
     public var reserved: UInt32
 
     /// A valid header for a payload of `payloadLength` bytes. Set `crc` to carry a

@@ -23,10 +23,15 @@ public struct FrameParser: ~Copyable {
 
     /// Counters of one connection.
     public struct Statistics: Sendable, Equatable {
+        /// Pieces consumed, empty ones included.
         public var segments = 0
+        /// Bytes consumed, headers included.
         public var bytes = 0
+        /// Frames delivered (in raw mode, one per non-empty piece).
         public var frames = 0
+        /// Payload bytes delivered.
         public var payloadBytes = 0
+        /// Payload fragments delivered.
         public var fragments = 0
         /// Frames whose CRC-32C was checked and matched.
         public var checksumsVerified = 0
@@ -35,7 +40,9 @@ public struct FrameParser: ~Copyable {
         /// Times the bytes of the frame being received were copied into staging memory
         /// (`collapse`), and how many bytes were copied.
         public var collapses = 0
+        /// Bytes copied by those collapses.
         public var bytesStaged = 0
+        /// Counters all at zero.
         public init() {}
     }
 
@@ -50,6 +57,7 @@ public struct FrameParser: ~Copyable {
         case finished
     }
 
+    /// How the connection's bytes are read: framed or raw.
     public let mode: Mode
     /// Where delivered fragments' tokens are issued.
     public let tokens: TokenTable

@@ -1,6 +1,7 @@
 /// Makes frames in the Netmem frame format: numbers them and checksums their payload
 /// when asked. It has no transport: `FramedSender` (NetmemSession) sends what it makes.
 public struct FrameWriter: Sendable {
+    /// The stream ID written into every frame's header.
     public var streamID: UInt32
     /// The sequence number of the next frame.
     public var nextSequence: UInt64
@@ -9,6 +10,7 @@ public struct FrameWriter: Sendable {
     /// Frames written so far.
     public private(set) var framesWritten = 0
 
+    /// A writer whose first frame carries sequence number `firstSequence`.
     public init(streamID: UInt32 = 0, firstSequence: UInt64 = 0, checksums: Bool = true) {
         self.streamID = streamID
         self.nextSequence = firstSequence

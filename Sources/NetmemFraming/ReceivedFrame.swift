@@ -11,6 +11,8 @@ public struct ReceivedFrame: Sendable {
     /// order, each with the token that returns it.
     public let message: Message
 
+    /// A frame from its decoded header (nil in raw mode) and the message that holds its
+    /// payload's tokens.
     public init(header: FrameHeader?, message: Message) {
         self.header = header
         self.message = message

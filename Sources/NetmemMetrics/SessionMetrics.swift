@@ -22,6 +22,7 @@ public final class SessionMetrics: Sendable {
     }
     private let published = Mutex(Published())
 
+    /// Metrics for `session`, in a registry of their own; the session is read only at `render()`.
     public init(session: ReceiveSession) {
         self.session = session
         factory = PrometheusMetricsFactory(registry: registry)

@@ -12,8 +12,10 @@ import ServiceLifecycle
 /// try await group.run()
 /// ```
 public struct ReceiveSessionService: Service {
+    /// The session `run()` runs and stops.
     public let session: ReceiveSession
 
+    /// Wraps `session`; it starts when the service runs.
     public init(session: ReceiveSession) { self.session = session }
 
     /// Runs the session until it ends, stopping it at graceful shutdown.

@@ -4,11 +4,14 @@ import Synchronization
 
 /// How one connection went.
 public struct ConnectionSummary: Sendable, Equatable {
+    /// The connection's parser counters at its end.
     public var statistics: FrameParser.Statistics
     /// Why the connection failed, or nil when it ended cleanly (at a frame boundary).
     public var error: FrameError?
+    /// How the socket side ended: end of stream, reset, closed locally, or a failed receive.
     public var end: ConnectionEnd
 
+    /// A summary from its parts.
     public init(statistics: FrameParser.Statistics, error: FrameError?, end: ConnectionEnd) {
         self.statistics = statistics
         self.error = error
@@ -22,6 +25,7 @@ public struct ConnectionSummary: Sendable, Equatable {
 /// waits in the socket) until the consumer has taken half of them; other connections go
 /// on. Cancelling the task that iterates `frames` closes the connection.
 public final class ReceiveConnection: Sendable, Identifiable, CustomStringConvertible {
+    /// The connection's identifier, as the session's events and its `StreamReceiver` name it.
     public let id: ConnectionID
     let queue: AsyncFrameQueue<ReceivedFrame, FrameError>
     private let receiver: StreamReceiver
@@ -55,15 +59,23 @@ public final class ReceiveConnection: Sendable, Identifiable, CustomStringConver
 
     /// The frames of one connection.
     public struct Frames: AsyncSequence, Sendable {
+        /// `AsyncSequence` requirement.
         public typealias Element = ReceivedFrame
+        /// `AsyncSequence` requirement.
         public typealias Failure = FrameError
         let connection: ReceiveConnection
 
+        /// `AsyncSequence` requirement.
         public func makeAsyncIterator() -> Iterator { Iterator(connection: connection) }
 
+        /// Takes the connection's frames in order; one task uses it. Cancelling that task while it
+        /// waits closes the connection.
         public struct Iterator: AsyncIteratorProtocol {
             let connection: ReceiveConnection
 
+            /// The next frame; nil after the last one when the peer closed cleanly. Throws the
+            /// `FrameError` that ended the connection otherwise. Taking frames lets a held connection
+            /// resume once the queue is down to half.
             public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws(FrameError) -> ReceivedFrame? {
                 let c = connection
                 let result = await c.queue.next(onCancel: { [receiver = c.receiver, id = c.id] in
@@ -75,6 +87,7 @@ public final class ReceiveConnection: Sendable, Identifiable, CustomStringConver
                 return try result.get()
             }
 
+            /// `AsyncIteratorProtocol` requirement; calls `next(isolation:)`.
             public mutating func next() async throws(FrameError) -> ReceivedFrame? {
                 try await next(isolation: nil)
             }

@@ -54,6 +54,8 @@ extension ReceiveSession {
         /// A name for logs, pools and regions.
         public var name = "netmem"
 
+        /// A configuration with the default sizes, listening on `listen` (nil: only adopted
+        /// sockets). The session validates it when it is made.
         public init(listen: SocketAddress? = nil, memory: Memory = .host, mode: FrameParser.Mode = .raw) {
             self.listen = listen
             self.memory = memory

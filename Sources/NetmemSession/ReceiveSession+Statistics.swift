@@ -7,12 +7,17 @@ extension ReceiveSession {
     public struct Statistics: Sendable, CustomStringConvertible {
         /// Frames delivered (raw mode: runs of bytes).
         public var frames = 0
+        /// Payload bytes of the frames delivered.
         public var payloadBytes = 0
+        /// Connections the session began reading, accepted or adopted.
         public var connectionsAccepted = 0
+        /// Connections being read now.
         public var connectionsOpen = 0
+        /// Connections that ended, with or without an error.
         public var connectionsEnded = 0
         /// Connections that ended with an error (bad input, reset, aborted mid-frame).
         public var connectionsFailed = 0
+        /// Frames whose CRC-32C was checked and matched, counted when their connection ends.
         public var checksumsVerified = 0
         /// Frames whose sequence number did not follow the previous frame's.
         public var sequenceGaps = 0
@@ -22,23 +27,30 @@ extension ReceiveSession {
         public var admissionWaits = 0
         /// Incomplete frames whose bytes were copied into staging memory, and the bytes.
         public var collapses = 0
+        /// Bytes copied into staging memory by those collapses.
         public var bytesStaged = 0
         /// Connections ended because a frame stayed incomplete too long.
         public var frameTimeouts = 0
         /// Now: payload bytes reserved by frames in progress, frames waiting for their
         /// turn, and staging chunks in use.
         public var reservedBytes = 0
+        /// Frames waiting now for their turn to hold receive memory.
         public var framesWaiting = 0
+        /// Staging chunks (4 KiB) in use now.
         public var stagingInUse = 0
         /// Tokens out with frames the application holds.
         public var tokensOutstanding = 0
         /// Chunks handed out by the pool (in the ring or held by frames).
         public var poolInFlight = 0
+        /// The io_uring receiver's counters.
         public var receiver = StreamReceiver.Statistics()
+        /// The receive pool's counters.
         public var pool: PagePoolStats
 
         init(pool: PagePoolStats) { self.pool = pool }
 
+        /// (name, value) pairs of the session's own counters, in a fixed order; `receiver` and
+        /// `pool` have their own `fields`.
         public var fields: [(String, Int)] {
             [("frames", frames), ("payload_bytes", payloadBytes), ("connections_accepted", connectionsAccepted),
              ("connections_open", connectionsOpen), ("connections_ended", connectionsEnded),

@@ -35,6 +35,7 @@ public final class ReceiveSession: Sendable {
         case ended(ConnectionID, ConnectionSummary)
     }
 
+    /// The configuration the session was made from.
     public let configuration: Configuration
     /// The page pool received data lands in (owned by the RX thread while it runs).
     public let pool: PagePool
@@ -242,21 +243,30 @@ public final class ReceiveSession: Sendable {
     /// iterates it stops the session.
     public var connections: Connections { Connections(session: self) }
 
+    /// The session's connections as they come (see `connections`).
     public struct Connections: AsyncSequence, Sendable {
+        /// `AsyncSequence` requirement.
         public typealias Element = ReceiveConnection
+        /// `AsyncSequence` requirement.
         public typealias Failure = ReceiveSessionError
         let session: ReceiveSession
 
+        /// `AsyncSequence` requirement.
         public func makeAsyncIterator() -> Iterator { Iterator(session: session) }
 
+        /// Takes the session's connections in order. Cancelling the task that waits on it stops
+        /// the session.
         public struct Iterator: AsyncIteratorProtocol {
             let session: ReceiveSession
 
+            /// The next connection; nil once the session ended cleanly. Throws the
+            /// `ReceiveSessionError` the session ended with otherwise.
             public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws(ReceiveSessionError) -> ReceiveConnection? {
                 let s = session
                 return try await s.incoming.next(onCancel: { s.stop() }, pressure: { _ in }).get()
             }
 
+            /// `AsyncIteratorProtocol` requirement; calls `next(isolation:)`.
             public mutating func next() async throws(ReceiveSessionError) -> ReceiveConnection? {
                 try await next(isolation: nil)
             }

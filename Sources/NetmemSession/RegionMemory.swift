@@ -37,12 +37,15 @@ public enum MemoryKind: Sendable, CustomStringConvertible {
 /// region its chunks lie in (and where), and the binding or GPU memory behind them. A
 /// receive session makes one; a file load or an application can make its own.
 public struct RegionMemory: Sendable {
+    /// The provider the pool's chunks come from.
     public let provider: any MemoryProvider
     /// The pool, owned by the thread that made it until another adopts it.
     public let pool: PagePool
+    /// Region coordinates of the pool's chunks.
     public let regions: RegionMap
     /// The binding of a memfd region (or of pinned GPU landing).
     public let binding: DevmemBinding?
+    /// The GPU memory, for `MemoryKind.gpu`; nil otherwise.
     public let gpu: GPUReceiveMemory?
 
     /// The region every chunk lies in.

@@ -44,20 +44,27 @@ public enum StreamSender {
             case file(FileDescriptor)
         }
 
+        /// Where the payload bytes come from.
         public var source: Source = .pattern
         /// Payload bytes to send; nil sends until `duration` passed (pattern), or to the
         /// end of the file.
         public var totalBytes: Int?
+        /// How long a pattern source sends, at most; a file source ignores it. The clock is read
+        /// every 16 messages.
         public var duration: Duration?
         /// Bytes per send (per frame when framed).
         public var messageSize = 1 << 20
+        /// Whether to send Netmem frames (header, then payload) rather than raw bytes.
         public var framed = false
         /// Frames carry a CRC-32C of their payload.
         public var checksums = true
         /// Payloads go with io_uring SEND_ZC from registered buffers.
         public var zeroCopy = false
+        /// The stream ID in every frame header (framed sends); sequence numbers start at 0.
         public var streamID: UInt32 = 1
 
+        /// A plan with checksums on and zero-copy off. `send` validates it: a message size of 1 byte
+        /// to 4 GiB - 1, and a pattern source needs `totalBytes` or `duration`.
         public init(source: Source = .pattern, totalBytes: Int? = nil, messageSize: Int = 1 << 20, framed: Bool = false) {
             self.source = source
             self.totalBytes = totalBytes
@@ -78,18 +85,26 @@ public enum StreamSender {
 
     /// What was sent.
     public struct Result: Sendable {
+        /// Payload bytes sent (frame headers not counted).
         public var bytes = 0
+        /// Sends made: one per frame when framed.
         public var messages = 0
+        /// Time from the start of `send` to its end.
         public var duration: Duration = .zero
         /// The zero-copy sender's counters (with `zeroCopy`).
         public var zeroCopy: ZeroCopySender.Statistics?
+        /// An empty result.
         public init() {}
     }
 
     /// Sees what is sent, in order: every payload (before it goes) and every frame header.
     public struct Observer {
+        /// Called with each payload before it is sent, on the sending thread; the bytes are valid
+        /// only during the call.
         public var payload: ((UnsafeRawBufferPointer) -> Void)?
+        /// Called with each frame header before it is sent (framed sends), on the sending thread.
         public var frame: ((FrameHeader) -> Void)?
+        /// An observer with either callback, or none.
         public init(payload: ((UnsafeRawBufferPointer) -> Void)? = nil, frame: ((FrameHeader) -> Void)? = nil) {
             self.payload = payload
             self.frame = frame

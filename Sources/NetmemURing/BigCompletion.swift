@@ -10,6 +10,7 @@ public struct BigCompletion: Sendable, Equatable, CustomStringConvertible {
     /// The second 16 bytes, as the kernel's `big_cqe[0]` and `big_cqe[1]`.
     public var extra: (UInt64, UInt64)
 
+    /// A completion from its two halves.
     public init(completion: Completion, extra: (UInt64, UInt64)) {
         self.completion = completion
         self.extra = extra

@@ -11,6 +11,7 @@ public struct Completion: Sendable, Equatable, CustomStringConvertible {
     /// `IORING_CQE_F_*` flags.
     public var flags: UInt32
 
+    /// A completion from its fields, as the kernel fills them.
     @inlinable
     public init(userData: UInt64, result: Int32, flags: UInt32) {
         self.userData = userData

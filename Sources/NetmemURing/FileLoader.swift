@@ -14,6 +14,8 @@ public enum FileLoader {
     /// order, in the region of the pool's memory. The message owns the chunks: they go
     /// back to the pool when it goes away.
     public struct LoadedFile: Sendable {
+        /// The file's bytes, one fragment per chunk in file order. Holds the chunks until the
+        /// message goes away.
         public let contents: Message
         /// Whether every read went through O_DIRECT.
         public let direct: Bool
@@ -21,11 +23,13 @@ public enum FileLoader {
         public var totalBytes: Int { contents.payloadLength }
     }
 
+    /// How `load` reads the file.
     public struct Options: Sendable {
         /// Reads kept in flight (1 to 256).
         public var inFlight: Int = 8
         /// Try O_DIRECT first.
         public var direct: Bool = true
+        /// Options with these values; `load` checks that `inFlight` is 1 to 256.
         public init(inFlight: Int = 8, direct: Bool = true) {
             self.inFlight = inFlight
             self.direct = direct

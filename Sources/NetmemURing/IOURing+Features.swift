@@ -45,6 +45,7 @@ extension IOURing {
         /// Why that ring was refused.
         public var bigCompletionRingError: URingError?
 
+        /// Features with nothing supported; `IOURing.probeFeatures()` fills them in.
         public init() {}
 
         /// Name/value pairs, in a stable order, for printing.

@@ -27,6 +27,7 @@ public struct IOURing: ~Copyable {
         /// with `reapBig`. Never dropped in a fallback.
         public var bigCompletions: Bool = false
 
+        /// Options with these values; `IOURing.init` checks that `entries` is 1 to 32768.
         public init(entries: UInt32 = 256, completionEntries: UInt32? = nil, singleIssuer: Bool = true,
                     requiresDeferTaskRun: Bool = false, bigCompletions: Bool = false) {
             self.entries = entries

@@ -17,6 +17,8 @@ import SystemPackage
 /// `provide` takes a free bid, `finish` frees it when the kernel is done with it (the
 /// chunk's reference then belongs to whoever received its bytes).
 public struct ProvidedBufferRing: ~Copyable {
+    /// The buffer group id the ring is registered as (`bgid`); receives that select buffers
+    /// from this group name it.
     public let group: UInt16
     /// Ring slots (a power of two, ≥ bufferCount).
     public let entries: Int

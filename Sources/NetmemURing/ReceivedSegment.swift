@@ -3,7 +3,9 @@ import SystemPackage
 
 /// Names one connection of a `StreamReceiver` (unique for the receiver's life).
 public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+    /// The number the receiver gave the connection.
     public let rawValue: UInt64
+    /// An identifier from its number; a receiver numbers its connections itself.
     public init(rawValue: UInt64) { self.rawValue = rawValue }
     public var description: String { "connection \(rawValue)" }
 }
@@ -13,6 +15,7 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
 /// be copied: the chunk reference drops exactly once, when the segment goes away or is
 /// released, from any thread; until then the chunk is never recycled.
 public struct ReceivedSegment: ~Copyable, Sendable {
+    /// The connection the bytes came from.
     public let connection: ConnectionID
     /// The byte offset of this segment in its connection's stream.
     public let streamOffset: UInt64

@@ -4,7 +4,10 @@ import SystemPackage
 /// An IPv4 or IPv6 address and port, parsed from "ADDR:PORT" ("127.0.0.1:9000",
 /// "[::1]:9000", "localhost:9000", ":9000" for every IPv4 address).
 public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
+    /// The address as text, without brackets: as parsed (an empty host is "0.0.0.0",
+    /// "localhost" is "127.0.0.1"), or as `inet_ntop` writes an address the kernel reported.
     public let host: String
+    /// The port, in host byte order.
     public let port: UInt16
     let family: Int32
     /// The address bytes (4 or 16).

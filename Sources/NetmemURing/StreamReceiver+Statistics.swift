@@ -4,8 +4,11 @@ import Synchronization
 extension StreamReceiver {
     /// Counters, readable from any thread while the receiver runs.
     public struct Statistics: Sendable, Equatable, CustomStringConvertible {
+        /// Bytes the kernel's receives delivered, those of closing connections included.
         public var bytesReceived = 0
+        /// Completions reaped, of every kind (receives, accepts, wake-ups, cancels).
         public var completions = 0
+        /// `ReceivedSegment`s handed to the handler.
         public var segmentsDelivered = 0
         /// Multishot receives re-armed after the kernel ended them with data pending.
         public var rearms = 0
@@ -17,17 +20,26 @@ extension StreamReceiver {
         public var holds = 0
         /// Accepts that failed with a transient error and were retried.
         public var acceptErrors = 0
+        /// Buffers in the kernel's provided-buffer ring, as of the RX loop's last pass.
         public var buffersInRing = 0
         /// Chunks out of the ring with the application (segments not yet gone).
         public var buffersHeldByApplication = 0
+        /// Connections the receiver began reading, accepted or adopted.
         public var connectionsAccepted = 0
+        /// Connections that ended (`.closed` events).
         public var connectionsClosed = 0
+        /// Connections being read, as of the RX loop's last pass.
         public var connectionsOpen = 0
+        /// Whether the provided-buffer ring consumes buffers incrementally (known once `run` began).
         public var incremental = false
+        /// Whether receives use bundles (known once `run` began).
         public var bundle = false
 
+        /// Counters all at zero.
         public init() {}
 
+        /// (name, value) pairs of the counters, in a stable order, for printing; `incremental` and
+        /// `bundle` are left out.
         public var fields: [(String, Int)] {
             [("bytes", bytesReceived), ("completions", completions), ("segments", segmentsDelivered),
              ("rearms", rearms), ("enobufs", backpressureEvents), ("resumes", resumes), ("holds", holds),

@@ -18,6 +18,8 @@ import SystemPackage
 /// also `hold` one connection (stop reading it) and `resume` it. Data waits in the socket
 /// (TCP flow control), so nothing is dropped and memory stays bounded by the pool.
 public final class StreamReceiver: Sendable {
+    /// How the receiver sets up its ring and provided buffers. `init(pool:configuration:)`
+    /// validates it against the pool.
     public struct Configuration: Sendable {
         /// Submission queue entries of the ring.
         public var ringEntries: UInt32 = 256
@@ -42,6 +44,7 @@ public final class StreamReceiver: Sendable {
         /// housekeeping on the RX thread); nil sends none.
         public var tickInterval: Duration? = nil
 
+        /// A configuration with the default ring, group, wait and resume settings.
         public init(bufferCount: Int = 64, incremental: Bool? = nil, bundle: Bool = false) {
             self.bufferCount = bufferCount
             self.incremental = incremental
@@ -72,7 +75,9 @@ public final class StreamReceiver: Sendable {
     /// Why a connection is not being read. A connection is read again when no reason is
     /// left: each holder resumes its own.
     public struct HoldReasons: OptionSet, Sendable, Hashable {
+        /// The reason bits.
         public let rawValue: UInt8
+        /// Reasons from their bits.
         public init(rawValue: UInt8) { self.rawValue = rawValue }
         /// The application asked (`hold(_:)` with no reason).
         public static let application = HoldReasons(rawValue: 1 << 0)
@@ -92,7 +97,10 @@ public final class StreamReceiver: Sendable {
         case limitNextRead(ConnectionID, UInt32)
     }
 
+    /// The configuration the receiver was made with.
     public let configuration: Configuration
+    /// The pool the provided buffers come from. `run` adopts its ownership: only the RX thread
+    /// allocates from it while the receiver runs.
     public let pool: PagePool
 
     private let stopRequested = Atomic<Bool>(false)

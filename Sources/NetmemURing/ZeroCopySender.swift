@@ -13,9 +13,11 @@ import SystemPackage
 ///
 /// One thread uses a sender (it owns an io_uring).
 public final class ZeroCopySender {
+    /// What the sender has done, counted on the thread that uses it.
     public struct Statistics: Sendable, Equatable, CustomStringConvertible {
         /// Send requests completed (zero-copy or plain), partial sends included.
         public var sends = 0
+        /// Bytes the kernel reported sent, zero-copy and plain.
         public var bytesSent = 0
         /// Of `sends`, those that went as SEND_ZC.
         public var zeroCopySends = 0
@@ -36,6 +38,7 @@ public final class ZeroCopySender {
         }
     }
 
+    /// The socket sends go to; the caller keeps and closes it.
     public let socket: FileDescriptor
     private var ring: IOURing
     /// Whether sends go as SEND_ZC (false after a fallback).

@@ -36,7 +36,9 @@ public enum UDPHeaderSplit {
         public var ipVersion: Int
         /// The 802.1Q VLAN ID of the outer tag, if tagged.
         public var vlanID: UInt16?
+        /// The UDP source port, in host byte order.
         public var sourcePort: UInt16
+        /// The UDP destination port, in host byte order.
         public var destinationPort: UInt16
     }
 
@@ -123,13 +125,16 @@ public enum UDPHeaderSplit {
 /// Frames dropped as malformed, by reason (their buffers went straight back to the pool).
 public struct MalformedCounts: Sendable, Equatable, CustomStringConvertible {
     var counts = [Int](repeating: 0, count: UDPHeaderSplit.Malformed.allCases.count)
+    /// No frames counted.
     public init() {}
 
+    /// Frames dropped for `reason`.
     public subscript(_ reason: UDPHeaderSplit.Malformed) -> Int {
         get { counts[Self.index(reason)] }
         set { counts[Self.index(reason)] = newValue }
     }
 
+    /// Frames dropped for any reason.
     public var total: Int { counts.reduce(0, +) }
 
     static func index(_ r: UDPHeaderSplit.Malformed) -> Int {

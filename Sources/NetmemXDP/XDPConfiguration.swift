@@ -23,7 +23,9 @@ public struct XDPConfiguration: Sendable {
     public var interfaceName: String
     /// The receive queue to bind.
     public var queue: UInt32
+    /// How frames reach the UMEM: kernel copy (`XDP_COPY`) or driver DMA (`XDP_ZEROCOPY`).
     public var mode: Mode
+    /// Where the redirect program runs, when `attachProgram` loads one.
     public var attachMode: AttachMode = .automatic
     /// UMEM frame size (the provider's chunk size): 2048 or 4096.
     public var frameSize: Int
@@ -54,6 +56,8 @@ public struct XDPConfiguration: Sendable {
         /// softirq (SO_PREFER_BUSY_POLL).
         public var prefer: Bool
 
+        /// Busy-poll settings; `XDPConfiguration.validate()` accepts 1 to 1000000 microseconds and
+        /// a budget of 1 to 65535 packets.
         public init(microseconds: Int = 20, budget: Int = 64, prefer: Bool = true) {
             self.microseconds = microseconds
             self.budget = budget
@@ -65,6 +69,8 @@ public struct XDPConfiguration: Sendable {
     /// redirects into an XSKMAP the caller manages).
     public var attachProgram: Bool = true
 
+    /// A configuration for `queue` of `interfaceName`, the other settings at their defaults.
+    /// `XDPSocket` checks it with `validate()`.
     public init(interfaceName: String, queue: UInt32 = 0, mode: Mode = .copy, frameSize: Int = 2048, headroom: Int = 0) {
         self.interfaceName = interfaceName
         self.queue = queue

@@ -9,6 +9,7 @@ public struct XDPFrame: ~Copyable, Sendable {
     let chunk: PoolBuffer
     /// Offset of the first byte from the start of the chunk (kernel headroom + UMEM headroom).
     public let offset: Int
+    /// The frame's length in bytes, from its RX descriptor.
     public let length: Int
 
     /// The UMEM chunk holding the frame.

@@ -15,9 +15,13 @@ import SystemPackage
 ///     call bpf_redirect_map      ; redirect to the socket of this queue, else XDP_PASS
 ///     exit
 public struct XDPProgram: ~Copyable {
+    /// The XSKMAP's descriptor: a slot per queue, pointing at that queue's socket (`register`).
     public let mapFD: Int32
+    /// The loaded redirect program's descriptor.
     public let programFD: Int32
+    /// The BPF link that attaches the program to the interface; closing it detaches the program.
     public let linkFD: Int32
+    /// The index of the interface the program is attached to.
     public let interfaceIndex: UInt32
     /// Whether the program runs in the driver (`true`) or as generic XDP.
     public let isNative: Bool

@@ -17,10 +17,15 @@ import SystemPackage
 /// destroys the pool; frames the application still holds (tokens not yet returned) go
 /// to the provider when their tokens come back.
 public struct XDPSocket: ~Copyable {
+    /// The configuration in effect; over a given provider, its frame size and frame count are
+    /// the provider's.
     public let configuration: XDPConfiguration
+    /// The index of the bound interface (`if_nametoindex`).
     public let interfaceIndex: UInt32
     /// Where the frames come from; its area is the UMEM.
     public let provider: HostPageProvider
+    /// The pool over the UMEM, of `frameCount` chunks: the fill ring is refilled and TX frames
+    /// are taken from it. Owned by the thread that runs the socket.
     public let pool: PagePool
     /// The tokens of delivered fragments; each message gives its frame back through it
     /// when the message goes away.

@@ -18,6 +18,7 @@ public struct XDPCounters: Sendable, Equatable {
     public var wakeups = 0
     /// Frames queued on the TX ring, and frames the completion ring gave back.
     public var transmitted = 0
+    /// Frames the completion ring gave back.
     public var completed = 0
 }
 
@@ -25,14 +26,18 @@ public struct XDPCounters: Sendable, Equatable {
 public struct XDPStatistics: Sendable, Equatable {
     /// Dropped for other reasons than the two below (e.g. a frame too small).
     public var rxDropped: UInt64 = 0
+    /// `rx_invalid_descs`: received frames dropped for an invalid descriptor.
     public var rxInvalidDescriptors: UInt64 = 0
     /// Dropped because the RX ring was full (the application fell behind).
     public var rxRingFull: UInt64 = 0
     /// Times the kernel found the fill ring empty (the pool fell behind).
     public var rxFillRingEmptyDescriptors: UInt64 = 0
+    /// `tx_invalid_descs`: TX descriptors dropped as invalid.
     public var txInvalidDescriptors: UInt64 = 0
+    /// `tx_ring_empty_descs`: times the kernel found the TX ring empty.
     public var txRingEmptyDescriptors: UInt64 = 0
 
+    /// Counters all at zero.
     public init() {}
 
     /// Frames the kernel dropped for this socket: `rx_dropped + rx_ring_full`

@@ -37,18 +37,23 @@ public enum ZcrxEvent: Sendable, Equatable {
 /// requires, and owns the area and the refill region; all are released on deinit.
 /// Mirrors liburing's zcrx example flow: `io_uring_register_ifq` → `RECV_ZC` multishot →
 /// CQE → refill ring.
-// @unchecked: the ring is touched by the receiving thread only (startReceive, reap); the
-// refill ring, which token returns write from any thread, is behind a lock.
 public final class ZcrxQueue: TokenReturning, @unchecked Sendable {
+    // @unchecked: the ring is touched by the receiving thread only (startReceive, reap); the
+    // refill ring, which token returns write from any thread, is behind a lock.
+    /// Which NIC queue to register and the memory and ring sizes it gets.
     public struct Configuration: Sendable {
+        /// The network interface's name (`if_nametoindex` must know it).
         public var interface: String
+        /// The index of the interface's RX queue to receive on.
         public var queue: UInt32
+        /// The memory payload lands in; 16 MiB of host memory by default.
         public var area: ZcrxArea
         /// Refill ring entries (a power of two).
         public var refillEntries: UInt32
         /// Submission entries of the queue's io_uring.
         public var ringEntries: UInt32
 
+        /// A configuration; `ZcrxQueue.init` checks that `refillEntries` is a power of two.
         public init(interface: String, queue: UInt32, area: ZcrxArea = .host(bytes: 16 << 20),
                     refillEntries: UInt32 = 4096, ringEntries: UInt32 = 64) {
             self.interface = interface
@@ -59,6 +64,7 @@ public final class ZcrxQueue: TokenReturning, @unchecked Sendable {
         }
     }
 
+    /// The configuration the queue was registered with.
     public let configuration: Configuration
     /// The kernel's id for this interface queue (`zcrx_id`), named in RECV_ZC SQEs.
     public let zcrxID: UInt32
