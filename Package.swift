@@ -165,7 +165,8 @@ let package = Package(
         .target(
             name: "NetmemBench",
             dependencies: [
-                "NetmemSession", "NetmemURing", "NetmemFraming", "Netmem", "CNetmemLinux", "CNetmemMallocCounter", "NetmemSHA256",
+                "NetmemSession", "NetmemURing", "NetmemFraming", "NetmemXDP", "NetmemDevice", "NetmemLab", "NetmemNamespace", "NetmemGPU",
+                "Netmem", "CNetmemLinux", "CNetmemMallocCounter", "NetmemSHA256",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -264,7 +265,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "fuzz-udp-header-split",
-            dependencies: ["NetmemFuzzSupport", "NetmemXDP"],
+            dependencies: ["NetmemFuzzSupport", "NetmemXDP", "NetmemLab"],
             path: "Fuzz/UDPHeaderSplit"
         ),
         .executableTarget(
@@ -298,7 +299,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NetmemXDPTests", dependencies: ["NetmemXDP", "NetmemNamespace", "NetmemLab", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
-        .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemGPUStandIn", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
+        .testTarget(name: "NetmemGPUTests", dependencies: ["NetmemGPU", "NetmemGPUStandIn", "NetmemBench", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemCommandLineTests", dependencies: ["NetmemCommandLine"]),
         .testTarget(name: "NetmemKernelTests", dependencies: ["NetmemKernel", "NetmemLab", "NetmemDevice", "Netmem", "NetmemTestSupport"]),
         .testTarget(name: "NetmemNamespaceTests", dependencies: ["NetmemNamespace", "NetmemLab"]),

@@ -1,4 +1,5 @@
 import NetmemFuzzSupport
+import NetmemLab
 import NetmemXDP
 
 // The software header split of AF_XDP frames (Ethernet, up to two VLAN tags, IPv4 or
@@ -60,52 +61,21 @@ func checkFrame(_ frame: [UInt8], alignment: Int) {
     }
 }
 
-// Seeds: well-formed datagrams (IPv4, VLAN-tagged, QinQ, IPv6, padded), and a few
-// malformed ones.
-func ipv4UDP(payload: [UInt8], vlans: [UInt16] = [], options: Int = 0, ports: (UInt16, UInt16) = (1234, 9999)) -> [UInt8] {
-    var f: [UInt8] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2]
-    for (i, vlan) in vlans.enumerated() { f += [i == 0 && vlans.count > 1 ? 0x88 : 0x81, i == 0 && vlans.count > 1 ? 0xA8 : 0x00, UInt8(vlan >> 8), UInt8(vlan & 0xFF)] }
-    f += [0x08, 0x00]
-    let ihl = 20 + 4 * options
-    let total = ihl + 8 + payload.count
-    var ip: [UInt8] = [UInt8(0x40 | ihl / 4), 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, 17, 0, 0,
-                       10, 0, 0, 2, 10, 0, 0, 1] + [UInt8](repeating: 1, count: 4 * options)
-    var sum = 0
-    for i in stride(from: 0, to: ihl, by: 2) { sum += Int(ip[i]) << 8 | Int(ip[i + 1]) }
-    while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
-    ip[10] = UInt8((0xFFFF - sum) >> 8)
-    ip[11] = UInt8((0xFFFF - sum) & 0xFF)
-    f += ip
-    let ul = 8 + payload.count
-    f += [UInt8(ports.0 >> 8), UInt8(ports.0 & 0xFF), UInt8(ports.1 >> 8), UInt8(ports.1 & 0xFF),
-          UInt8(ul >> 8), UInt8(ul & 0xFF), 0, 0]
-    return f + payload
-}
-
-func ipv6UDP(payload: [UInt8], nextHeader: UInt8 = 17) -> [UInt8] {
-    var f: [UInt8] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xDD]
-    let pl = 8 + payload.count
-    f += [0x60, 0, 0, 0, UInt8(pl >> 8), UInt8(pl & 0xFF), nextHeader, 64]
-    f += [UInt8](repeating: 0, count: 15) + [2] + [UInt8](repeating: 0, count: 15) + [1]
-    f += [0x04, 0xD2, 0x27, 0x0F, UInt8(pl >> 8), UInt8(pl & 0xFF), 0, 0]
-    return f + payload
-}
-
 var seedFrames: [(String, [UInt8])] {
     let payload = (0..<64).map { UInt8($0) }
-    var fragmented = ipv4UDP(payload: payload)
+    var fragmented = UDPFrames.ipv4(payload: payload)
     fragmented[20] = 0x20  // MF set (checksum then wrong too)
-    var arp = ipv4UDP(payload: [])
+    var arp = UDPFrames.ipv4(payload: [])
     arp[12] = 0x08; arp[13] = 0x06
     return [
-        ("ipv4", ipv4UDP(payload: payload)),
-        ("ipv4-empty", ipv4UDP(payload: [])),
-        ("ipv4-padded", ipv4UDP(payload: [1, 2, 3]) + [UInt8](repeating: 0, count: 15)),
-        ("ipv4-options", ipv4UDP(payload: payload, options: 3)),
-        ("ipv4-vlan", ipv4UDP(payload: payload, vlans: [42])),
-        ("ipv4-qinq", ipv4UDP(payload: payload, vlans: [100, 42])),
-        ("ipv6", ipv6UDP(payload: payload)),
-        ("ipv6-tcp", ipv6UDP(payload: payload, nextHeader: 6)),
+        ("ipv4", UDPFrames.ipv4(payload: payload)),
+        ("ipv4-empty", UDPFrames.ipv4(payload: [])),
+        ("ipv4-padded", UDPFrames.ipv4(payload: [1, 2, 3]) + [UInt8](repeating: 0, count: 15)),
+        ("ipv4-options", UDPFrames.ipv4(payload: payload, options: 3)),
+        ("ipv4-vlan", UDPFrames.ipv4(payload: payload, vlans: [42])),
+        ("ipv4-qinq", UDPFrames.ipv4(payload: payload, vlans: [100, 42])),
+        ("ipv6", UDPFrames.ipv6(payload: payload)),
+        ("ipv6-tcp", UDPFrames.ipv6(payload: payload, nextHeader: 6)),
         ("ipv4-fragmented", fragmented),
         ("arp", arp),
     ].map { ($0.0, [0] + $0.1) }  // first byte: the alignment

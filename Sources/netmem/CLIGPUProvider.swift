@@ -2,6 +2,7 @@ import ArgumentParser
 import NetmemSHA256
 import Glibc
 import Netmem
+import NetmemBench
 import NetmemDevice
 import NetmemGPU
 import NetmemGPUStandIn

@@ -1,5 +1,6 @@
 import Glibc
 import Netmem
+import NetmemBench
 import NetmemDevice
 @testable import NetmemGPU
 import NetmemGPUStandIn

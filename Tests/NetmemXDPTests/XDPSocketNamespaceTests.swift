@@ -282,7 +282,7 @@ struct XDPTransmitNamespaceTests {
 
         let count = 200
         let frames = (0..<count).map { seq -> [UInt8] in
-            var f = FrameBuilder.ipv4UDP(payload: XDPSocketNamespaceTests.payload(seq: seq, length: 8 + seq % 300))
+            var f = UDPFrames.ipv4(payload: XDPSocketNamespaceTests.payload(seq: seq, length: 8 + seq % 300))
             f.replaceSubrange(0..<12, with: lab.macA + lab.macB)
             return f
         }

@@ -1,41 +1,42 @@
 import Netmem
 import NetmemDevice
+import NetmemGPU
 
 /// Measurements of the GPU landing paths for `netmem bench`: unpack (scattered device
 /// fragments gathered into a contiguous buffer) and bounce (host chunks copied to a device
 /// ring, tokens back on completion). They return numbers; the command prints them.
-public enum GPUBench {
-    public struct Result: Sendable, CustomStringConvertible {
-        public var name: String
-        public var bytes: Int
-        public var seconds: Double
+package enum GPUBench {
+    package struct Result: Sendable, CustomStringConvertible {
+        package var name: String
+        package var bytes: Int
+        package var seconds: Double
         /// Messages (batches) completed.
-        public var messages: Int
+        package var messages: Int
         /// Device copies issued.
-        public var copies: Int
+        package var copies: Int
         /// After the timed run, one message was moved again with known bytes and read back
         /// from the device: whether it arrived intact.
-        public var verified: Bool
-        public var gigabytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds / 1e9 : 0 }
-        public var description: String {
+        package var verified: Bool
+        package var gigabytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds / 1e9 : 0 }
+        package var description: String {
             let gbps = (gigabytesPerSecond * 100).rounded() / 100
             return "\(name): \(bytes) bytes in \(messages) messages, \(copies) copies, \(gbps) GB/s, "
                 + (verified ? "bytes verified" : "BYTES DIFFER")
         }
     }
 
-    public struct Parameters: Sendable {
+    package struct Parameters: Sendable {
         /// Bytes per message.
-        public var messageSize = 1 << 20
+        package var messageSize = 1 << 20
         /// Bytes per fragment (the NIC's or receive path's piece size).
-        public var fragmentSize = 4096
+        package var fragmentSize = 4096
         /// Bytes moved in all.
-        public var totalBytes = 1 << 30
+        package var totalBytes = 1 << 30
         /// Batches (messages) in flight.
-        public var inFlight = 8
+        package var inFlight = 8
         /// Seed of the scatter order.
-        public var seed: UInt64 = 7
-        public init(messageSize: Int = 1 << 20, fragmentSize: Int = 4096, totalBytes: Int = 1 << 30, inFlight: Int = 8) {
+        package var seed: UInt64 = 7
+        package init(messageSize: Int = 1 << 20, fragmentSize: Int = 4096, totalBytes: Int = 1 << 30, inFlight: Int = 8) {
             self.messageSize = messageSize
             self.fragmentSize = fragmentSize
             self.totalBytes = totalBytes
@@ -55,7 +56,7 @@ public enum GPUBench {
     /// Unpack GB/s: each message is `messageSize / fragmentSize` fragments at scattered
     /// places of a device source region (4× the in-flight bytes), gathered in order into a
     /// device destination.
-    public static func unpack(driver: any GPUDriver, _ p: Parameters = Parameters()) throws(GPUError) -> Result {
+    package static func unpack(driver: any GPUDriver, _ p: Parameters = Parameters()) throws(GPUError) -> Result {
         try p.validate()
         let perMessage = p.messageSize / p.fragmentSize
         let slots = perMessage * p.inFlight * 4
@@ -109,7 +110,7 @@ public enum GPUBench {
     /// Bounce GB/s: messages of `fragmentSize` fragments carved from host chunks (a page
     /// pool with a token table, as the receive path makes them) copied into a device ring;
     /// tokens go back on completion and each landed message is released at once.
-    public static func bounce(driver: any GPUDriver, _ p: Parameters = Parameters()) throws(GPUError) -> Result {
+    package static func bounce(driver: any GPUDriver, _ p: Parameters = Parameters()) throws(GPUError) -> Result {
         try p.validate()
         let chunkSize = 64 << 10
         guard p.fragmentSize <= chunkSize else { throw .invalidArgument("fragment size \(p.fragmentSize) exceeds the 64 KiB chunk") }
