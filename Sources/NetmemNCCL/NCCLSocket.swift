@@ -1,24 +1,15 @@
 import CNetmemLinux
 import Glibc
+import Netmem
 import SystemPackage
 
 /// The socket calls of the plugin's connection setup and control traffic. Each converts
 /// errno to `Errno` once and retries EINTR; "would block" is a return value, not an error.
 enum NCCLSocket {
-    @inline(__always)
-    static func retrying<T: FixedWidthInteger>(_ body: () -> T) throws(Errno) -> T {
-        while true {
-            let r = body()
-            if r >= 0 { return r }
-            let e = Errno(rawValue: errno)
-            if e != .interrupted { throw e }
-        }
-    }
-
     /// A non-blocking, close-on-exec TCP socket. Mirrors `socket(2)`.
     static func stream(family: Int32) throws(Errno) -> FileDescriptor {
         let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
-        return FileDescriptor(rawValue: try retrying { socket(family, type, 0) })
+        return FileDescriptor(rawValue: try retryingSystemCall { socket(family, type, 0) })
     }
 
     /// A non-blocking listening socket on `address` (port 0: the kernel picks one); returns
@@ -27,9 +18,9 @@ enum NCCLSocket {
         let fd = try stream(family: address.family)
         do throws(Errno) {
             var one: Int32 = 1
-            _ = try retrying { setsockopt(fd.rawValue, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
-            _ = try retrying { address.withSockaddr { Glibc.bind(fd.rawValue, $0, $1) } }
-            _ = try retrying { Glibc.listen(fd.rawValue, backlog) }
+            _ = try retryingSystemCall { setsockopt(fd.rawValue, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            _ = try retryingSystemCall { address.withSockaddr { Glibc.bind(fd.rawValue, $0, $1) } }
+            _ = try retryingSystemCall { Glibc.listen(fd.rawValue, backlog) }
             return (fd, try localAddress(of: fd))
         } catch {
             _ = try? fd.close()
@@ -41,7 +32,7 @@ enum NCCLSocket {
     static func localAddress(of fd: FileDescriptor) throws(Errno) -> NCCLAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = try retrying {
+        _ = try retryingSystemCall {
             withUnsafeMutablePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd.rawValue, $0, &length) }
             }
@@ -63,11 +54,11 @@ enum NCCLSocket {
     /// Mirrors `poll(POLLOUT, 0)` + `getsockopt(SO_ERROR)`.
     static func connectFinished(_ fd: FileDescriptor) throws(Errno) -> Bool {
         var p = pollfd(fd: fd.rawValue, events: Int16(POLLOUT), revents: 0)
-        let n = try retrying { poll(&p, 1, 0) }
+        let n = try retryingSystemCall { poll(&p, 1, 0) }
         if n == 0 { return false }
         var err: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
-        _ = try retrying { getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &err, &len) }
+        _ = try retryingSystemCall { getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &err, &len) }
         if err != 0 { throw Errno(rawValue: err) }
         return true
     }
@@ -119,8 +110,8 @@ enum NCCLSocket {
     /// Makes a socket blocking again (the data paths wait in io_uring). Mirrors
     /// `fcntl(F_SETFL, flags & ~O_NONBLOCK)`.
     static func setBlocking(_ fd: FileDescriptor) throws(Errno) {
-        let flags = try retrying { fcntl(fd.rawValue, F_GETFL) }
-        _ = try retrying { fcntl(fd.rawValue, F_SETFL, flags & ~O_NONBLOCK) }
+        let flags = try retryingSystemCall { fcntl(fd.rawValue, F_GETFL) }
+        _ = try retryingSystemCall { fcntl(fd.rawValue, F_SETFL, flags & ~O_NONBLOCK) }
     }
 
     /// Options of a data socket: TCP_NODELAY, keepalive probes and TCP_USER_TIMEOUT of
@@ -128,7 +119,7 @@ enum NCCLSocket {
     static func configureData(_ fd: FileDescriptor, peerTimeoutSeconds: Int, buffer: Int?) throws(Errno) {
         func set(_ level: Int32, _ name: Int32, _ value: Int32) throws(Errno) {
             var v = value
-            _ = try retrying { setsockopt(fd.rawValue, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) }
+            _ = try retryingSystemCall { setsockopt(fd.rawValue, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) }
         }
         try set(Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         try set(SOL_SOCKET, SO_KEEPALIVE, 1)
@@ -150,6 +141,6 @@ enum NCCLSocket {
 
     /// Mirrors `dup(2)` (close-on-exec).
     static func duplicate(_ fd: FileDescriptor) throws(Errno) -> FileDescriptor {
-        FileDescriptor(rawValue: try retrying { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
+        FileDescriptor(rawValue: try retryingSystemCall { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
     }
 }

@@ -1,21 +1,11 @@
 import CNetmemLinux
 import Glibc
+import Netmem
 import SystemPackage
 
 /// Plain blocking TCP socket calls (named apart from the io_uring paths' `TCPSocket`), for senders, listeners, the metrics responder and the baseline receiver.
 /// Each converts errno to `Errno` once and retries EINTR.
 package enum BlockingSocket {
-    /// Runs a call that returns -1 with errno set, retrying EINTR.
-    @inline(__always)
-    static func retrying<T: FixedWidthInteger>(_ body: () -> T) throws(Errno) -> T {
-        while true {
-            let r = body()
-            if r >= 0 { return r }
-            let e = Errno(rawValue: errno)
-            if e != .interrupted { throw e }
-        }
-    }
-
     /// The system's largest accept backlog (`net.core.somaxconn`), 4096 when unreadable.
     package static var maximumBacklog: Int32 {
         let fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC)
@@ -33,17 +23,17 @@ package enum BlockingSocket {
     /// never wait for a SYN retransmit.
     package static func listen(on address: SocketAddress, backlog: Int32? = nil) throws(Errno) -> FileDescriptor {
         let backlog = backlog ?? maximumBacklog
-        let fd = try retrying { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try retryingSystemCall { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do throws(Errno) {
             var one: Int32 = 1
-            _ = try retrying { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            _ = try retryingSystemCall { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
             var storage = address.sockaddrStorage()
-            _ = try retrying {
+            _ = try retryingSystemCall {
                 withUnsafePointer(to: &storage) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, address.length) }
                 }
             }
-            _ = try retrying { Glibc.listen(fd, backlog) }
+            _ = try retryingSystemCall { Glibc.listen(fd, backlog) }
         } catch {
             Glibc.close(fd)
             throw error
@@ -53,7 +43,7 @@ package enum BlockingSocket {
 
     /// A connected TCP socket (TCP_NODELAY off). Mirrors `socket(2)` + `connect(2)`.
     package static func connect(to address: SocketAddress) throws(Errno) -> FileDescriptor {
-        let fd = try retrying { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try retryingSystemCall { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         var storage = address.sockaddrStorage()
         let r = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
@@ -69,7 +59,7 @@ package enum BlockingSocket {
     /// Mirrors `accept4(2)` with `SOCK_CLOEXEC` (close-on-exec from the start, so a fork
     /// in another thread never inherits it).
     package static func accept(_ listener: FileDescriptor) throws(Errno) -> FileDescriptor {
-        let fd = try retrying { cnm_accept_cloexec(listener.rawValue, 0) }
+        let fd = try retryingSystemCall { cnm_accept_cloexec(listener.rawValue, 0) }
         return FileDescriptor(rawValue: fd)
     }
 
@@ -78,7 +68,7 @@ package enum BlockingSocket {
     package static func localAddress(of socket: FileDescriptor) throws(Errno) -> SocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = try retrying {
+        _ = try retryingSystemCall {
             withUnsafeMutablePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.rawValue, $0, &length) }
             }
@@ -90,7 +80,7 @@ package enum BlockingSocket {
     package static func sendAll(_ socket: FileDescriptor, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
         var done = 0
         while done < bytes.count {
-            let n = try retrying { send(socket.rawValue, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            let n = try retryingSystemCall { send(socket.rawValue, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
             done += n
         }
     }
@@ -112,7 +102,7 @@ package enum BlockingSocket {
                 iov.0 = iovec(iov_base: UnsafeMutableRawPointer(mutating: second.baseAddress! + off), iov_len: second.count - off)
                 count = 1
             }
-            let n = try retrying {
+            let n = try retryingSystemCall {
                 withUnsafeMutablePointer(to: &iov) {
                     $0.withMemoryRebound(to: iovec.self, capacity: 2) { p -> Int in
                         var msg = msghdr()
@@ -128,12 +118,12 @@ package enum BlockingSocket {
 
     /// Receives up to `buffer.count` bytes; 0 means the peer closed. Mirrors `recv(2)`.
     package static func receive(_ socket: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
-        try retrying { recv(socket.rawValue, buffer.baseAddress, buffer.count, 0) }
+        try retryingSystemCall { recv(socket.rawValue, buffer.baseAddress, buffer.count, 0) }
     }
 
     /// Closes the sending side (the peer sees end of stream). Mirrors `shutdown(SHUT_WR)`.
     package static func shutdownWrite(_ socket: FileDescriptor) throws(Errno) {
-        _ = try retrying { shutdown(socket.rawValue, Int32(SHUT_WR)) }
+        _ = try retryingSystemCall { shutdown(socket.rawValue, Int32(SHUT_WR)) }
     }
 
     /// Closes with a reset instead of a FIN (SO_LINGER with a zero timeout), as a peer
