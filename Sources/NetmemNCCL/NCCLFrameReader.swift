@@ -25,6 +25,9 @@ final class NCCLFrameReader {
         self.placement = placement
     }
 
+    /// Whether the lane stopped between pieces (no header or payload half read).
+    var isBetweenPieces: Bool { headerFill == 0 && request == nil && left == 0 }
+
     func consume(_ bytes: UnsafeRawBufferPointer, comm: NCCLRecvComm) throws(NCCLError) {
         var at = 0
         while at < bytes.count {

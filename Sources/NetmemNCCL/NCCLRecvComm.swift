@@ -22,6 +22,8 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
         var readers: [UInt64: NCCLFrameReader] = [:]
     }
     private let closing = Atomic<Bool>(false)
+    /// Data sockets whose sender has not closed them yet.
+    private let openLanes = Atomic<Int>(0)
 
     struct ProxyState {
         var nextSequence: UInt64 = 0
@@ -39,6 +41,7 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
         super.init(context: context, label: label, kind: .receive)
         let config = context.configuration
         var left = sockets
+        openLanes.store(sockets.count, ordering: .relaxed)
         do throws(NCCLError) {
             for i in sockets.indices {
                 let engine = try NCCLReceiveEngine(sockets: [left.removeFirst()], chunkSize: config.rxChunk,
@@ -134,12 +137,20 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
                 fail(error)
             }
         case let .ended(c, reason, clean):
-            state.readers[c] = nil
-            if !closing.load(ordering: .acquiring) {
-                fail(NCCLError(.remote, clean ? "the sender closed the connection (peer process ended?)"
-                                              : "connection to the sender failed: \(reason)"),
-                     quietly: clean && requests.outstanding == 0)
+            let reader = state.readers.removeValue(forKey: c)
+            let lanesLeft = openLanes.subtract(1, ordering: .acquiringAndReleasing).newValue
+            guard !closing.load(ordering: .acquiring) else { return }
+            if !clean {
+                fail(NCCLError(.remote, "connection to the sender failed: \(reason)"))
+            } else if !(reader?.isBetweenPieces ?? true) {
+                fail(NCCLError(.remote, "the sender closed a data connection in the middle of a message (peer process ended?)"))
+            } else if lanesLeft == 0 {
+                // Every lane delivered all it had before its end: what is still posted now
+                // will never arrive.
+                fail(NCCLError(.remote, "the sender closed the connection (peer process ended?)"),
+                     quietly: requests.outstanding == 0)
             }
+            // Otherwise other lanes still carry the rest of the messages in flight.
         case let .failed(why):
             if !closing.load(ordering: .acquiring) { fail(NCCLError(.system, "receive loop failed: \(why)")) }
         }
