@@ -12,7 +12,7 @@ let ncclPluginLinkFlags = [
 
 // Layers (an arrow only points down; each module depends only on modules below it):
 //
-//   netmem (CLI), example-receive, example-framed, example-load
+//   netmem (CLI), example-receive, example-framed, example-load, fuzz-* (NetmemFuzzSupport)
 //   nccl-net-netmem (CNetmemNCCLExports + NetmemNCCL)     NetmemNCCLCheck
 //   NetmemMetrics  NetmemServiceLifecycle  NetmemBench (engines of `netmem bench`)
 //   NetmemDoctor                          what this machine supports, with fixes
@@ -22,7 +22,9 @@ let ncclPluginLinkFlags = [
 //   NetmemDevice                          regions, bindings, region maps, tokens, messages
 //   Netmem                                refs, areas, providers, the page pool
 //   CNetmemLinux  CNetmemCUDA  CNetmemNCCL   kernel, CUDA driver and NCCL ABI, thin wrappers
+//   CNetmemCRC32C                         CRC-32C (crc32 chains, carry-less multiply folding)
 //   NetmemSHA256  CNetmemMallocCounter    digests for tools and tests; bench allocation counts
+//   NetmemLab  NetmemCommandLine          veth labs and UDP frames for tests and benches; CLI values
 //
 // Linux only: io_uring, AF_XDP, netlink and memfd are Linux interfaces. SwiftPM has no
 // way to say so, so no platforms line claims anything else.
@@ -65,6 +67,8 @@ let package = Package(
         .target(name: "CNetmemLinux"),
         // The CUDA driver API loaded at run time (dlopen, never linked): NetmemGPU only.
         .target(name: "CNetmemCUDA"),
+        // CRC-32C (hardware chains, carry-less multiply folding): framing and the NCCL plugin.
+        .target(name: "CNetmemCRC32C"),
         // SHA-256 for the digests the CLI, examples and tests print (not a product);
         // optimized even in debug builds, where tests hash megabytes with it.
         .target(name: "NetmemSHA256", swiftSettings: [.unsafeFlags(["-O"])]),
@@ -100,7 +104,7 @@ let package = Package(
         // The frame format: header, parser, writer, CRC-32C. No transport.
         .target(
             name: "NetmemFraming",
-            dependencies: ["NetmemDevice", "Netmem", "CNetmemLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["NetmemDevice", "Netmem", "CNetmemLinux", "CNetmemCRC32C", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(
             name: "NetmemURing",
@@ -202,7 +206,7 @@ let package = Package(
         .target(
             name: "NetmemNCCL",
             dependencies: [
-                "NetmemURing", "NetmemFraming", "NetmemDevice", "Netmem", "CNetmemLinux", "CNetmemNCCL",
+                "NetmemURing", "NetmemFraming", "NetmemDevice", "Netmem", "CNetmemLinux", "CNetmemCRC32C", "CNetmemNCCL",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -1,4 +1,4 @@
-import CNetmemLinux
+import CNetmemCRC32C
 
 /// CRC-32C (Castagnoli), the checksum of the frame format's `payload_crc32c`.
 /// Computed by folding with AVX-512 VPCLMULQDQ where the CPU has it (from 1 KiB), with

@@ -1,4 +1,4 @@
-import CNetmemLinux
+import CNetmemCRC32C
 import Glibc
 
 /// The 128-byte handle `listen` writes and the peer's `connect` reads, possibly in another

@@ -1,4 +1,4 @@
-import CNetmemLinux
+import CNetmemCRC32C
 import Glibc
 import NetmemURing
 import Synchronization

@@ -5,7 +5,6 @@
 #define CNETMEM_LINUX_H
 
 #include "cnm_sys.h"
-#include "cnm_crc32c.h"
 #include "cnm_uring.h"
 #include "cnm_zcrx.h"
 #include "cnm_xdp.h"
