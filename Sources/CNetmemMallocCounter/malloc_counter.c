@@ -9,6 +9,17 @@ extern void *__libc_realloc(void *, size_t);
 extern void __libc_free(void *);
 extern void *__libc_memalign(size_t, size_t);
 
+/* Under a sanitizer the sanitizer owns malloc: interposing it too crashes the sanitizer's
+ * own start-up (it allocates before it is ready). The counter is then simply inactive. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define CNM_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define CNM_SANITIZED 1
+#endif
+
 static __thread uint64_t count;
 static int active;
 static int64_t live;  /* blocks allocated and not freed, all threads */
@@ -27,6 +38,7 @@ static inline void *counted(void *p) {
     return p;
 }
 
+#ifndef CNM_SANITIZED
 void *malloc(size_t n) { active = 1; count++; return counted(__libc_malloc(n)); }
 void *calloc(size_t a, size_t b) { count++; return counted(__libc_calloc(a, b)); }
 void *realloc(void *p, size_t n) {
@@ -54,6 +66,7 @@ int posix_memalign(void **out, size_t a, size_t n) {
     *out = counted(p);
     return 0;
 }
+#endif
 
 /* Bytes of heap blocks live (usable sizes), all threads. */
 uint64_t cnm_heap_in_use(void) { return (uint64_t)__atomic_load_n(&liveBytes, __ATOMIC_RELAXED); }
