@@ -14,12 +14,12 @@ public final class WorkerThread: Sendable {
 
     public init() {
         let t = JoinableThread { [self] in loop() }
-        thread.withLock { $0 = t }
+        thread.withLockChecked { $0 = t }
     }
 
     private func loop() {
         while !stopping.load(ordering: .acquiring) {
-            if let next = work.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+            if let next = work.withLockChecked({ $0.isEmpty ? nil : $0.removeFirst() }) {
                 next()
                 finished.wrappingAdd(1, ordering: .releasing)
             } else {
@@ -34,20 +34,20 @@ public final class WorkerThread: Sendable {
     public func run<R: Sendable>(_ body: @escaping @Sendable () -> R) -> R {
         let result = Mutex<R?>(nil)
         let ticket = submitted.wrappingAdd(1, ordering: .relaxed).newValue
-        work.withLock { $0.append { let r = body(); result.withLock { $0 = r } } }
+        work.withLockChecked { $0.append { let r = body(); result.withLockChecked { $0 = r } } }
         var spins = 0
         while finished.load(ordering: .acquiring) < ticket {
             sched_yield()
             spins += 1
             precondition(spins < 50_000_000, "worker thread did not finish its work")
         }
-        return result.withLock { $0! }
+        return result.withLockChecked { $0! }
     }
 
     /// Ends the worker once what was handed to it ran.
     public func join() {
         stopping.store(true, ordering: .releasing)
-        thread.withLock { t in
+        thread.withLockChecked { t in
             t?.join()
             t = nil
         }
