@@ -32,6 +32,19 @@ struct XDPSocketNamespaceTests {
         return bytes([(seq >> 24) & 255, (seq >> 16) & 255, (seq >> 8) & 255, seq & 255]) + bytes(((seq * 31 + j * 7) & 255) for j in range(4, n))
     """
 
+    /// A Python sender of `count` datagrams of `length(seq:)` bytes to `address`:9999,
+    /// pausing every 50 so a small ring keeps up.
+    static func udpSenderScript(count: Int, to address: String) -> String {
+        """
+        import socket, time
+        \(pythonPayload)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for seq in range(\(count)):
+            s.sendto(payload(seq, 4 + (seq * 37) % 1400), ("\(address)", 9999))
+            if seq % 50 == 49: time.sleep(0.01)
+        """
+    }
+
     @Test("UDP datagrams from the peer namespace arrive byte for byte; tokens return every frame",
           .enabled(if: VethLab.pythonUnavailableReason == nil, "needs root, iproute2 and python3"))
     func receivesDatagrams() throws {
@@ -45,14 +58,7 @@ struct XDPSocketNamespaceTests {
         let pool = socket.pool
         print("redirect program attached \(socket.programIsNative ? "in the driver" : "as generic XDP")")
 
-        let script = """
-        import socket, time
-        \(Self.pythonPayload)
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for seq in range(\(count)):
-            s.sendto(payload(seq, 4 + (seq * 37) % 1400), ("\(lab.ipA)", 9999))
-            if seq % 50 == 49: time.sleep(0.01)
-        """
+        let script = Self.udpSenderScript(count: count, to: lab.ipA)
         let (sender, pipe) = try lab.startPython(in: lab.namespaceB!, script)
         var seen = Set<Int>()
         var mismatches = 0
@@ -99,14 +105,7 @@ struct XDPSocketNamespaceTests {
         config.receiveRingSize = 128
         var socket = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
         let pool = socket.pool
-        let script = """
-        import socket, time
-        \(Self.pythonPayload)
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for seq in range(\(count)):
-            s.sendto(payload(seq, 4 + (seq * 37) % 1400), ("\(lab.ipA)", 9999))
-            if seq % 50 == 49: time.sleep(0.01)
-        """
+        let script = Self.udpSenderScript(count: count, to: lab.ipA)
         let (sender, pipe) = try lab.startPython(in: lab.namespaceB!, script)
         var seen = Set<Int>()
         var bad: [String] = []
