@@ -53,6 +53,10 @@ public final class ReceiveSession: Sendable {
     public let receiver: StreamReceiver
     /// The token table every delivered fragment's token is issued from.
     public let tokens: TokenTable
+    /// Runs tasks that prefer it on the RX thread, between batches of completions: the
+    /// cheapest place for an async consumer that takes frames and lets them go (see
+    /// `RXThreadExecutor`).
+    public let executor: RXThreadExecutor
     /// Staging memory for incomplete frames under pressure (framed mode).
     let staging: RegionMemory?
     /// The address the session listens on (with the port the kernel picked for port 0).
@@ -95,9 +99,12 @@ public final class ReceiveSession: Sendable {
         } else {
             staging = nil
         }
+        let receiver: StreamReceiver
         do { receiver = try StreamReceiver(pool: memory.pool, configuration: receiverConfiguration) } catch {
             throw .receiver(error)
         }
+        self.receiver = receiver
+        executor = RXThreadExecutor(wake: { receiver.wake() })
         if let address = configuration.listen {
             let fd: FileDescriptor
             do { fd = try BlockingSocket.listen(on: address, backlog: configuration.backlog) } catch {
@@ -281,11 +288,15 @@ public final class ReceiveSession: Sendable {
         var failure: ReceiveSessionError?
         if let listener { receiver.listen(on: listener) }
         staging?.pool.adoptOwnership()
+        executor.beginServing()
         do {
-            try receiver.run { event in router.handle(event, deliver, consumerBehind: consumerBehind) }
+            try receiver.run(afterBatch: { executor.runJobs() }) { event in
+                router.handle(event, deliver, consumerBehind: consumerBehind)
+            }
         } catch {
             failure = .receiver(error)
         }
+        executor.endServing()
         if failure == nil { failure = router.listenerFailure }
         router.abortAll(deliver)
         // The kernel holds no buffer now. Destroying the pool sends its cached chunks

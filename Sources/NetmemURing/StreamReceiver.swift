@@ -181,7 +181,9 @@ public final class StreamReceiver: Sendable {
         wake()
     }
 
-    private func wake() {
+    /// Makes the RX loop return from its wait in the kernel now (any thread), so it runs
+    /// its `afterBatch` work and looks at its requests.
+    public func wake() {
         var one: UInt64 = 1
         _ = Glibc.write(wakeFD.rawValue, &one, 8)
     }
@@ -205,9 +207,13 @@ public final class StreamReceiver: Sendable {
     /// connection is closed and every buffer the kernel held is back in the pool; chunks
     /// of segments the application still holds go back when those segments go away.
     ///
+    /// `afterBatch` runs on this thread after each batch of completions was handled (and
+    /// after each wait that ended without any); work another thread hands it calls `wake()`.
+    ///
     /// - Throws: `URingError` when the ring cannot be set up or fails; connections
     ///   failing on their own end with `.closed(id, .failed(errno))` instead.
     public func run(untilIdle: Bool = false, deadline: ContinuousClock.Instant? = nil,
+                    afterBatch: () -> Void = {},
                     handler: (consuming ReceiveEvent) -> Void) throws(URingError) {
         precondition(!hasRun.exchange(true, ordering: .acquiringAndReleasing),
                      "StreamReceiver.run called twice: a receiver runs once (make a new one)")
@@ -228,6 +234,7 @@ public final class StreamReceiver: Sendable {
             try engine.refill(resumeThreshold: resume)
             if untilIdle && engine.isIdle { break }
             try engine.waitAndReap(handler)
+            afterBatch()
         }
     }
 }
