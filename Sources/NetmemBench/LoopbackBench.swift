@@ -18,14 +18,24 @@ package enum LoopbackBench {
         package var gbps: Double { seconds > 0 ? Double(bytes) * 8 / seconds / 1e9 : 0 }
         package var cpuPerGB: Double { bytes > 0 ? cpuSeconds / (Double(bytes) / 1e9) : 0 }
         package init() {}
+
+        /// Adds another run of the same receiver: bytes, seconds and CPU seconds add up.
+        package static func += (a: inout Measurement, b: Measurement) {
+            a.bytes += b.bytes
+            a.seconds += b.seconds
+            a.cpuSeconds += b.cpuSeconds
+        }
     }
 
     /// How the session's frames are consumed.
     package enum Consumer: Sendable {
         /// A handler on the RX thread that drops each frame at once.
         case callback
-        /// A task iterating `connections` and each connection's `frames`.
+        /// A task iterating `connections` and each connection's `frames`, on the session's
+        /// `RXThreadExecutor`.
         case async
+        /// The same task on the default (global concurrent) executor.
+        case asyncDefaultExecutor
     }
 
     package struct BenchError: Error, CustomStringConvertible {
@@ -120,10 +130,11 @@ package enum LoopbackBench {
             let sender = Sender(plan, to: session.localAddress!)
             if case let .failure(e) = sender.join() { session.stop(); throw e }
             try session.waitBlocking()
-        case .async:
+        case .async, .asyncDefaultExecutor:
             try session.start()
             let sender = Sender(plan, to: session.localAddress!)
-            let consume = Task {
+            let executor: (any TaskExecutor)? = consumer == .async ? session.executor : nil
+            let consume = Task(executorPreference: executor) {
                 for try await connection in session.connections {
                     do {
                         for try await frame in connection.frames { _ = consume frame }
