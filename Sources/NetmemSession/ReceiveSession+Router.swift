@@ -127,6 +127,8 @@ extension ReceiveSession {
             case let .listenerFailed(_, e):
                 listenerFailure = .listenerFailed(session.localAddress, e)
                 session.receiver.stop()
+            case .placed:
+                break  // the session never asks for placements
             case .tick:
                 if framed {
                     expireFrames(consumerBehind)

@@ -76,6 +76,9 @@ public enum ReceiveEvent: ~Copyable, Sendable {
     case connected(ConnectionID)
     /// Bytes arrived.
     case data(ReceivedSegment)
+    /// This many bytes of a `placeNext` landed in its buffer, in stream order after the
+    /// segments before.
+    case placed(ConnectionID, Int)
     /// The connection ended; every segment of it was delivered before this event.
     case closed(ConnectionID, ConnectionEnd)
     /// A listener failed for good (the error is not one accept can recover from): no

@@ -76,11 +76,17 @@ extension StreamReceiver.Engine {
     /// Handles one receive completion; returns true when the multishot must be re-armed.
     mutating func handleRecv(_ c: Completion, _ handler: (consuming ReceiveEvent) -> Void) -> Bool {
         let slot = UInt32(truncatingIfNeeded: c.userData)
+        var placement = false
         if !c.hasMore, var conn = connections[slot] {
             conn.armed = false
             if c.result < 0, conn.limitNext == nil { conn.limitNext = conn.armedLimit }  // it read nothing
             conn.armedLimit = nil
+            placement = conn.armedPlacement
+            conn.armedPlacement = false
             connections[slot] = conn
+        }
+        if c.result > 0 && placement {
+            return placed(slot: slot, length: Int(c.result), handler)
         }
         if c.result > 0 {
             guard let bid = c.bufferID else {
@@ -119,6 +125,23 @@ extension StreamReceiver.Engine {
             end(slot, .failed(e), handler)
         }
         return false
+    }
+
+    /// A placement read `length` bytes into its buffer; returns true when the connection
+    /// must be re-armed.
+    mutating func placed(slot: UInt32, length: Int, _ handler: (consuming ReceiveEvent) -> Void) -> Bool {
+        guard var conn = connections[slot] else { return false }
+        receiver.counters.bytesReceived.add(length, ordering: .relaxed)
+        conn.placeLeft -= length
+        conn.placeAt = conn.placeLeft > 0 ? conn.placeAt! + length : nil
+        conn.offset += UInt64(length)
+        connections[slot] = conn
+        if conn.closing {
+            end(slot, .closedLocally, handler)
+            return false
+        }
+        handler(.placed(conn.id, length))
+        return !conn.held
     }
 
     mutating func deliver(slot: UInt32, bid: UInt16, length: Int, bufferMore: Bool,

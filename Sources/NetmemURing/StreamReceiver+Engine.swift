@@ -19,6 +19,11 @@ extension StreamReceiver {
         /// The limit of the one-shot receive armed now (given back to `limitNext` if it
         /// is cancelled before it read).
         var armedLimit: UInt32?
+        /// Where the rest of a `placeNext` goes (nil when none), and how much is left.
+        var placeAt: UnsafeMutableRawPointer?
+        var placeLeft = 0
+        /// The receive armed now is a placement.
+        var armedPlacement = false
         var held: Bool { !holds.isEmpty }
         var closing = false
     }
@@ -168,6 +173,14 @@ extension StreamReceiver {
                         c.limitNext = bytes
                         connections[Self.slot(id)] = c
                     }
+                case let .placeNext(id, address, count):
+                    guard var c = connections[Self.slot(id)], !c.closing, count > 0,
+                          let at = UnsafeMutableRawPointer(bitPattern: address) else { continue }
+                    precondition(!c.armed && c.placeLeft == 0,
+                                 "placeNext for connection \(id) while a receive is armed or a placement is under way: ask from its handler, in one-shot reads")
+                    c.placeAt = at
+                    c.placeLeft = count
+                    connections[Self.slot(id)] = c
                 }
             }
         }
@@ -200,7 +213,11 @@ extension StreamReceiver {
 
         mutating func arm(_ slot: UInt32) throws(URingError) {
             guard var c = connections[slot], !c.armed, !c.held, !c.closing, !c.starved else { return }
-            if let limit = c.limitNext {
+            if let at = c.placeAt, c.placeLeft > 0 {
+                try ring.prepareRecv(socket: c.fd, buffer: UnsafeMutableRawBufferPointer(start: at, count: c.placeLeft),
+                                     flags: Int32(MSG_WAITALL), userData: Self.kindRecv | UInt64(slot))
+                c.armedPlacement = true
+            } else if let limit = c.limitNext {
                 try ring.prepareRecv(socket: c.fd, group: buffers.group, maxLength: limit,
                                      userData: Self.kindRecv | UInt64(slot))
                 c.armedLimit = limit

@@ -95,6 +95,8 @@ public final class StreamReceiver: Sendable {
         case hold(ConnectionID, HoldReasons)
         case resume(ConnectionID, HoldReasons)
         case limitNextRead(ConnectionID, UInt32)
+        /// The buffer's address and length (a plain address, so the request stays `Sendable`).
+        case placeNext(ConnectionID, address: UInt, count: Int)
     }
 
     /// The configuration the receiver was made with.
@@ -109,6 +111,9 @@ public final class StreamReceiver: Sendable {
     /// When not 0, a new connection's first read takes at most this many bytes.
     let firstReadLimit = Atomic<Int>(0)
     private let hasRequests = Atomic<Bool>(false)
+    /// The thread running `run` (its `cnm_thread_token`), 0 when none: its own requests
+    /// need no wake-up.
+    private let rxThread = Atomic<UInt>(0)
     let counters = Counters()
     /// An eventfd the RX thread keeps a read armed on: other threads write it to wake the
     /// loop when they post a request.
@@ -160,6 +165,21 @@ public final class StreamReceiver: Sendable {
         post(.limitNextRead(connection, UInt32(clamping: max(1, bytes))))
     }
 
+    /// Makes the next `buffer.count` bytes of a connection's stream land in `buffer`
+    /// instead of pool memory: receives straight into it (`MSG_WAITALL`), each reported by
+    /// a `.placed` event, then reads go on as before. `buffer` must stay valid until all of
+    /// it was reported or the connection closed (`run` returns only after the kernel let go
+    /// of it).
+    ///
+    /// The position must be exact, so ask from the handler of the connection's event that
+    /// ends just before those bytes, while the connection is read in one-shot reads (its
+    /// first read limited with `limitFirstReads`, every later one by `limitNextRead` or a
+    /// placement); asking while a multishot receive is armed traps. For a receiver that
+    /// knows where a payload goes, as the NCCL plugin does for its posted receives.
+    package func placeNext(_ connection: ConnectionID, into buffer: UnsafeMutableRawBufferPointer) {
+        post(.placeNext(connection, address: UInt(bitPattern: buffer.baseAddress), count: buffer.count))
+    }
+
     /// Makes the first read of every connection accepted or adopted from now on take at
     /// most `bytes` bytes; nil lifts the limit (any thread).
     public func limitFirstReads(to bytes: Int?) {
@@ -178,7 +198,7 @@ public final class StreamReceiver: Sendable {
     private func post(_ request: Request) {
         requests.withLockChecked { $0.append(request) }
         hasRequests.store(true, ordering: .releasing)
-        wake()
+        if rxThread.load(ordering: .relaxed) != cnm_thread_token() { wake() }
     }
 
     /// Makes the RX loop return from its wait in the kernel now (any thread), so it runs
@@ -218,6 +238,8 @@ public final class StreamReceiver: Sendable {
         precondition(!hasRun.exchange(true, ordering: .acquiringAndReleasing),
                      "StreamReceiver.run called twice: a receiver runs once (make a new one)")
         pool.adoptOwnership()
+        rxThread.store(cnm_thread_token(), ordering: .relaxed)
+        defer { rxThread.store(0, ordering: .relaxed) }
         var engine = try Engine(receiver: self)
         defer { engine.shutDown(handler) }
         try engine.start()

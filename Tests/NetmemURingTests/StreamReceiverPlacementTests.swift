@@ -1,0 +1,152 @@
+import Glibc
+import Netmem
+import NetmemTestSupport
+import NetmemURing
+import Synchronization
+import SystemPackage
+import Testing
+
+/// `placeNext`: payloads received straight into the application's buffers, headers and
+/// small payloads through pool memory, on several connections at once.
+@Suite("StreamReceiver placements over loopback", .serialized)
+struct StreamReceiverPlacementTests {
+    /// One connection's stream of records (8-byte little-endian length, then the payload)
+    /// as the handler sees it.
+    final class Records {
+        let destination: UnsafeMutableRawBufferPointer
+        var header: [UInt8] = []
+        var payloadLeft = 0
+        var placing = false
+        var written = 0
+        var records = 0
+        init(capacity: Int) {
+            destination = .allocate(byteCount: max(1, capacity), alignment: 64)
+            destination.initializeMemory(as: UInt8.self, repeating: 0xEE)
+        }
+        deinit { destination.deallocate() }
+
+        /// What the next read of this connection must be, given where the stream stands.
+        func next(_ id: ConnectionID, _ receiver: StreamReceiver, placeFrom: Int) {
+            if payloadLeft == 0 {
+                receiver.limitNextRead(id, to: 8 - header.count)
+            } else if payloadLeft >= placeFrom {
+                placing = true
+                receiver.placeNext(id, into: UnsafeMutableRawBufferPointer(rebasing: destination[written..<written + payloadLeft]))
+            } else {
+                receiver.limitNextRead(id, to: payloadLeft)
+            }
+        }
+
+        func take(_ bytes: UnsafeRawBufferPointer) {
+            var at = 0
+            while at < bytes.count {
+                if payloadLeft > 0 {
+                    let n = min(payloadLeft, bytes.count - at)
+                    (destination.baseAddress! + written).copyMemory(from: bytes.baseAddress! + at, byteCount: n)
+                    written += n
+                    payloadLeft -= n
+                    at += n
+                    continue
+                }
+                header.append(bytes[at])
+                at += 1
+                if header.count == 8 {
+                    payloadLeft = header.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+                    header.removeAll()
+                    records += 1
+                }
+            }
+        }
+
+        func placed(_ n: Int) {
+            precondition(placing && n <= payloadLeft, "a placement reported \(n) bytes with \(payloadLeft) expected")
+            written += n
+            payloadLeft -= n
+            if payloadLeft == 0 { placing = false }
+        }
+    }
+
+    static func stream(_ sizes: [Int], seed: UInt64) -> (wire: [UInt8], payload: [UInt8]) {
+        let payload = TestData.bytes(count: sizes.reduce(0, +), seed: seed)
+        var wire: [UInt8] = []
+        var at = 0
+        for s in sizes {
+            withUnsafeBytes(of: UInt64(s).littleEndian) { wire += $0 }
+            wire += payload[at..<at + s]
+            at += s
+        }
+        return (wire, payload)
+    }
+
+    @Test("Three connections of records of odd sizes: large payloads placed, small ones and headers through the pool; every byte, nothing left out",
+          .enabled(if: URingTest.hasBufferRings || URingTest.skipReason("provided-buffer rings")),
+          arguments: [1024, 1 << 30])
+    func placements(placeFrom: Int) throws {
+        let (pool, _) = try URingTest.pool(chunkSize: 64 << 10, chunks: 16, name: "place-test")
+        var cfg = StreamReceiver.Configuration(bufferCount: 16)
+        cfg.idleWait = .milliseconds(5)
+        let receiver = try StreamReceiver(pool: pool, configuration: cfg)
+        receiver.limitFirstReads(to: 8)
+        let (listener, port) = try Loopback.listener()
+        defer { try? listener.close() }
+        let shapes: [[Int]] = [
+            [0, 1, 7, 4095, 4096, 4097, 65_536, 1_048_589, 333, 0, 2_000_003],
+            [1_048_576, 1_048_576, 17, 2_097_151],
+            (0..<40).map { ($0 * 7919) % 50_000 },
+        ]
+        let streams = shapes.enumerated().map { Self.stream($0.element, seed: UInt64(71 + $0.offset)) }
+        var senders: [TestThread] = []
+        let failure = Mutex<String?>(nil)
+        var order: [ConnectionID: Int] = [:]
+        var records: [ConnectionID: Records] = [:]
+        for (i, s) in streams.enumerated() {
+            let client = try Loopback.connect(port: port)
+            receiver.adopt(try Loopback.accept(listener))
+            senders.append(TestThread {
+                defer { try? client.close() }
+                do { try s.wire.withUnsafeBytes { try Loopback.sendAll(client, $0) } } catch {
+                    failure.withLockChecked { $0 = "sender \(i): \(error)" }
+                }
+            })
+        }
+        var ends: [ConnectionID: ConnectionEnd] = [:]
+        var placedBytes = 0
+        try receiver.run(untilIdle: true, deadline: .now + .seconds(120)) { event in
+            switch consume event {
+            case let .connected(id):
+                let r = Records(capacity: streams[order.count].payload.count)
+                order[id] = order.count
+                records[id] = r
+            case let .data(segment):
+                let id = segment.connection
+                guard let r = records[id] else { return }
+                #expect(!r.placing, "pool data arrived for connection \(id) while a placement was under way")
+                segment.withUnsafeBytes { r.take($0) }
+                r.next(id, receiver, placeFrom: placeFrom)
+            case let .placed(id, n):
+                guard let r = records[id] else { return }
+                r.placed(n)
+                placedBytes += n
+                if !r.placing { r.next(id, receiver, placeFrom: placeFrom) }
+            case let .closed(id, end):
+                ends[id] = end
+            default:
+                break
+            }
+        }
+        for s in senders { s.join() }
+        #expect(failure.withLockChecked { $0 } == nil)
+        #expect(ends.count == streams.count && ends.values.allSatisfy { $0 == .endOfStream })
+        for (id, r) in records {
+            let expected = streams[order[id]!]
+            #expect(r.records == shapes[order[id]!].count)
+            #expect(r.written == expected.payload.count)
+            #expect(Array(r.destination.prefix(r.written)) == expected.payload, "connection \(id): placed bytes differ")
+        }
+        // Every payload of at least `placeFrom` bytes went straight to its buffer.
+        let large = shapes.joined().filter { $0 >= placeFrom }.reduce(0, +)
+        #expect(placedBytes == large)
+        #expect(receiver.statistics.bytesReceived == streams.reduce(0) { $0 + $1.wire.count })
+        #expect(pool.inFlight == 0, "pool still has \(pool.inFlight) buffers out")
+    }
+}
