@@ -28,6 +28,49 @@ final class NCCLFrameReader {
     /// Whether the lane stopped between pieces (no header or payload half read).
     var isBetweenPieces: Bool { headerFill == 0 && request == nil && left == 0 }
 
+    /// Payloads of at least this many bytes are received straight into NCCL's buffer;
+    /// shorter ones come through the pool together with the header after them.
+    static let placeFrom = 16 << 10
+
+    /// What the socket's next read must be.
+    enum NextRead {
+        /// A read through the pool of at most this many bytes.
+        case limit(Int)
+        /// The rest of the payload in progress, straight into NCCL's buffer.
+        case place(UnsafeMutableRawBufferPointer)
+    }
+
+    /// The next read, from where the stream stands: the rest of a header, a short payload
+    /// and the header after it, or a long payload in place.
+    var nextRead: NextRead {
+        if left == 0 { return .limit(NCCLWireFrame.size - headerFill) }
+        if left >= Self.placeFrom, placement.receivesInPlace, let data = request?.data {
+            return .place(UnsafeMutableRawBufferPointer(start: data + offset, count: left))
+        }
+        return .limit(left + NCCLWireFrame.size)
+    }
+
+    /// Whether a placement is under way (its rest arrives in later `.placed` events).
+    var isPlacing: Bool { placing }
+    private var placing = false
+
+    /// Notes that the `.place` read was asked for.
+    func placementStarted() { placing = true }
+
+    /// `n` bytes of the payload in progress landed in place.
+    func placed(_ n: Int, comm: NCCLRecvComm) throws(NCCLError) {
+        guard placing, let r = request, n <= left else {
+            throw NCCLError(.system, "receive engine placed \(n) bytes with \(left) expected")
+        }
+        if expectedCRC != nil { runningCRC = cnm_crc32c(runningCRC, r.data! + offset, n) }
+        offset += n
+        left -= n
+        if left == 0 {
+            placing = false
+            try pieceDone(comm)
+        }
+    }
+
     func consume(_ bytes: UnsafeRawBufferPointer, comm: NCCLRecvComm) throws(NCCLError) {
         var at = 0
         while at < bytes.count {

@@ -9,11 +9,16 @@ import CNetmemNCCL
 protocol NCCLPayloadPlacement: Sendable {
     /// Puts `bytes` at `offset` of the message `request` receives (receive thread).
     func place(_ bytes: UnsafeRawBufferPointer, into request: NCCLRequest, at offset: Int)
+    /// Whether a payload may be received straight into the request's buffer instead (the
+    /// receive engine's placement), skipping the pool and the copy.
+    var receivesInPlace: Bool { get }
 }
 
 /// The host-memory path: a copy into NCCL's buffer with streaming stores (the buffer is
 /// read next by NCCL's copy to the GPU, not by this core).
 struct NCCLHostCopy: NCCLPayloadPlacement {
+    var receivesInPlace: Bool { true }
+
     func place(_ bytes: UnsafeRawBufferPointer, into request: NCCLRequest, at offset: Int) {
         guard bytes.count > 0 else { return }
         cnm_nccl_copy_streaming(request.data! + offset, bytes.baseAddress!, bytes.count)

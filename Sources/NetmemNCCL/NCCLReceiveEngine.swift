@@ -8,7 +8,9 @@ import SystemPackage
 /// with multishot receives into provided buffers, and the thread that runs it.
 ///
 /// The handler runs on that thread and sees each received piece as borrowed bytes, valid
-/// during the call; the engine gives the buffer back when the call returns. (The host
+/// during the call; the engine gives the buffer back when the call returns. Every read is
+/// one-shot: the handler says what the next one is, a read limited to a header or a short
+/// payload, or a placement of a long payload straight into NCCL's buffer. (The host
 /// path copies into NCCL's buffer inside the call. A device path that leaves payload in a
 /// bound region would keep the segment instead and give it back on `irecvConsumed`.)
 final class NCCLReceiveEngine: @unchecked Sendable {
@@ -17,6 +19,8 @@ final class NCCLReceiveEngine: @unchecked Sendable {
         case opened(connection: UInt64)
         /// Bytes of that socket's stream, in order.
         case bytes(connection: UInt64, UnsafeRawBufferPointer)
+        /// This many bytes of the stream landed where `placeNext` said.
+        case placed(connection: UInt64, Int)
         /// The socket ended; `clean` when closed by us or by an orderly end of stream.
         case ended(connection: UInt64, reason: String, clean: Bool)
         /// The receive loop itself failed (every socket is closed).
@@ -65,6 +69,8 @@ final class NCCLReceiveEngine: @unchecked Sendable {
                     case let .data(segment):
                         // The segment gives its buffer back when it goes, after the call.
                         segment.withUnsafeBytes { handler(.bytes(connection: segment.connection.rawValue, $0)) }
+                    case let .placed(id, n):
+                        handler(.placed(connection: id.rawValue, n))
                     case let .closed(id, end):
                         let clean = end == .endOfStream || end == .closedLocally
                         handler(.ended(connection: id.rawValue, reason: end.description, clean: clean))
@@ -77,8 +83,23 @@ final class NCCLReceiveEngine: @unchecked Sendable {
             }
             receiver.pool.destroy()
         }
+        // Every read is one-shot from the first, so a payload can be placed exactly.
+        receiver.limitFirstReads(to: NCCLWireFrame.size)
         for s in sockets { receiver.adopt(s) }
         sockets = []
+    }
+
+    /// The next read of `connection` takes at most `bytes` bytes, through the pool (from
+    /// the handler, on the receive thread).
+    func limitNextRead(connection: UInt64, to bytes: Int) {
+        receiver.limitNextRead(ConnectionID(rawValue: connection), to: bytes)
+    }
+
+    /// The next `buffer.count` bytes of `connection` land in `buffer` (from the handler,
+    /// on the receive thread; `buffer` is a posted receive's, valid until the comm closes,
+    /// and `stop` returns only after the kernel let go of it).
+    func placeNext(connection: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
+        receiver.placeNext(ConnectionID(rawValue: connection), into: buffer)
     }
 
     /// Ends the receive loop (closing the sockets) and joins its thread.

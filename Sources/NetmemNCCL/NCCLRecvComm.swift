@@ -20,6 +20,8 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
     /// One engine's readers by connection; touched by that engine's thread only.
     private final class EngineState: @unchecked Sendable {
         var readers: [UInt64: NCCLFrameReader] = [:]
+        unowned let engine: NCCLReceiveEngine
+        init(engine: NCCLReceiveEngine) { self.engine = engine }
     }
     private let closing = Atomic<Bool>(false)
     /// Data sockets whose sender has not closed them yet.
@@ -47,7 +49,7 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
                 let engine = try NCCLReceiveEngine(sockets: [left.removeFirst()], chunkSize: config.rxChunk,
                                                    buffers: config.rxBuffers, name: "nccl-rx\(i)")
                 engines.append(engine)
-                let state = EngineState()
+                let state = EngineState(engine: engine)
                 try engine.start(name: "netmem-rx\(i)") { [unowned self] event in self.handle(event, state) }
                 NCCLStatistics.shared.threadsStarted.add(1, ordering: .relaxed)
             }
@@ -132,6 +134,18 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
             NCCLStatistics.shared.bytesReceived.add(bytes.count, ordering: .relaxed)
             do throws(NCCLError) {
                 try reader.consume(bytes, comm: self)
+                askNextRead(c, reader, state.engine)
+            } catch {
+                reader.broken = true
+                fail(error)
+            }
+        case let .placed(c, n):
+            guard let reader = state.readers[c], !reader.broken else { return }
+            NCCLStatistics.shared.bytesReceived.add(n, ordering: .relaxed)
+            NCCLStatistics.shared.bytesPlaced.add(n, ordering: .relaxed)
+            do throws(NCCLError) {
+                try reader.placed(n, comm: self)
+                if !reader.isPlacing { askNextRead(c, reader, state.engine) }
             } catch {
                 reader.broken = true
                 fail(error)
@@ -153,6 +167,18 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
             // Otherwise other lanes still carry the rest of the messages in flight.
         case let .failed(why):
             if !closing.load(ordering: .acquiring) { fail(NCCLError(.system, "receive loop failed: \(why)")) }
+        }
+    }
+
+    /// Tells the engine what the socket's next read is (RX thread, in the handler, so it
+    /// applies before the socket is read again).
+    private func askNextRead(_ connection: UInt64, _ reader: NCCLFrameReader, _ engine: NCCLReceiveEngine) {
+        switch reader.nextRead {
+        case let .limit(bytes):
+            engine.limitNextRead(connection: connection, to: bytes)
+        case let .place(buffer):
+            reader.placementStarted()
+            engine.placeNext(connection: connection, into: buffer)
         }
     }
 

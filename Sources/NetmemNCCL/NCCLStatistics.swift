@@ -22,6 +22,8 @@ final class NCCLStatistics: Sendable {
     let receiveCompletions = Atomic<Int>(0)
     let receiveSegments = Atomic<Int>(0)
     let receiveBackpressure = Atomic<Int>(0)
+    /// Payload bytes received straight into NCCL's buffers (no copy through the pool).
+    let bytesPlaced = Atomic<Int>(0)
     let commsOpened = Atomic<Int>(0)
     let commsClosed = Atomic<Int>(0)
     let commsFailed = Atomic<Int>(0)
@@ -36,6 +38,7 @@ final class NCCLStatistics: Sendable {
                 ("fixed_buffer_sends", v(fixedBufferSends)), ("plain_sends", v(plainSends)),
                 ("registration_failures", v(registrationFailures)), ("zero_copy_fallbacks", v(zeroCopyFallbacks)), ("rx_completions", v(receiveCompletions)),
                 ("rx_segments", v(receiveSegments)), ("rx_enobufs", v(receiveBackpressure)),
+                ("rx_bytes_placed", v(bytesPlaced)),
                 ("comms_opened", v(commsOpened)), ("comms_closed", v(commsClosed)), ("comms_failed", v(commsFailed)),
                 ("threads_started", v(threadsStarted)), ("threads_joined", v(threadsJoined))]
     }
