@@ -27,6 +27,10 @@ public struct NCCLConfiguration: Sendable, Equatable {
     public var zeroCopyMin = 16 << 10
     /// Bytes per receive buffer (`NETMEM_NCCL_RX_CHUNK`, a power of two, 4 KiB–2 MiB).
     public var rxChunk = 256 << 10
+    /// Payloads of at least this many bytes are received straight into NCCL's buffer;
+    /// shorter ones through the receive pool and a copy (`NETMEM_NCCL_PLACE_MIN`, bytes;
+    /// 0 receives every payload through the pool).
+    public var placeMin = 16 << 10
     /// Receive buffers per comm (`NETMEM_NCCL_RX_BUFFERS`, 2–4096).
     public var rxBuffers = 16
     /// The network interface to use (`NETMEM_NCCL_IFNAME`, else NCCL's
@@ -82,6 +86,7 @@ public struct NCCLConfiguration: Sendable, Equatable {
             throw NCCLError(.invalidArgument, "NETMEM_NCCL_RX_CHUNK=\(rxChunk): must be a power of two")
         }
         rxBuffers = try int("NETMEM_NCCL_RX_BUFFERS", 2...4096, rxBuffers)
+        placeMin = try int("NETMEM_NCCL_PLACE_MIN", 0...(1 << 30), placeMin)
         peerTimeoutSeconds = try int("NETMEM_NCCL_PEER_TIMEOUT_S", 1...3600, peerTimeoutSeconds)
         crc = try bool("NETMEM_NCCL_CRC", crc)
         if lookup("NETMEM_NCCL_SOCKBUF")?.isEmpty == false {

@@ -20,8 +20,10 @@ final class NCCLFrameReader {
     private var runningCRC: UInt32 = 0
     private var pieceLength = 0
 
-    init(crc: Bool, placement: any NCCLPayloadPlacement = NCCLHostCopy()) {
+    /// `placeMin`: payloads of at least this many bytes are received in place (0: none).
+    init(crc: Bool, placeMin: Int = 16 << 10, placement: any NCCLPayloadPlacement = NCCLHostCopy()) {
         self.crc = crc
+        self.placeMin = placeMin
         self.placement = placement
     }
 
@@ -29,8 +31,8 @@ final class NCCLFrameReader {
     var isBetweenPieces: Bool { headerFill == 0 && request == nil && left == 0 }
 
     /// Payloads of at least this many bytes are received straight into NCCL's buffer;
-    /// shorter ones come through the pool together with the header after them.
-    static let placeFrom = 16 << 10
+    /// shorter ones come through the pool together with the header after them (0: all).
+    let placeMin: Int
 
     /// What the socket's next read must be.
     enum NextRead {
@@ -44,7 +46,7 @@ final class NCCLFrameReader {
     /// and the header after it, or a long payload in place.
     var nextRead: NextRead {
         if left == 0 { return .limit(NCCLWireFrame.size - headerFill) }
-        if left >= Self.placeFrom, placement.receivesInPlace, let data = request?.data {
+        if placeMin > 0, left >= placeMin, placement.receivesInPlace, let data = request?.data {
             return .place(UnsafeMutableRawBufferPointer(start: data + offset, count: left))
         }
         return .limit(left + NCCLWireFrame.size)

@@ -127,7 +127,7 @@ final class NCCLRecvComm: NCCLComm, @unchecked Sendable {
     private func handle(_ event: NCCLReceiveEngine.Event, _ state: EngineState) {
         switch event {
         case let .opened(c):
-            state.readers[c] = NCCLFrameReader(crc: configuration.crc)
+            state.readers[c] = NCCLFrameReader(crc: configuration.crc, placeMin: configuration.placeMin)
         case let .bytes(c, bytes):
             guard let reader = state.readers[c], !reader.broken else { return }
             NCCLStatistics.shared.receiveSegments.add(1, ordering: .relaxed)

@@ -13,7 +13,7 @@ struct NCCLConfigurationTests {
     func values() throws {
         let env = ["NETMEM_NCCL_SOCKETS": "4", "NETMEM_NCCL_MIN_CHUNK": "128K", "NETMEM_NCCL_ZEROCOPY": "0",
                    "NETMEM_NCCL_RX_CHUNK": "1M", "NETMEM_NCCL_RX_BUFFERS": "64", "NETMEM_NCCL_CRC": "yes",
-                   "NETMEM_NCCL_PEER_TIMEOUT_S": "5", "NETMEM_NCCL_SOCKBUF": "4M",
+                   "NETMEM_NCCL_PEER_TIMEOUT_S": "5", "NETMEM_NCCL_SOCKBUF": "4M", "NETMEM_NCCL_PLACE_MIN": "0",
                    "NETMEM_NCCL_IFNAME": "eth1", "NCCL_SOCKET_IFNAME": "ib"]
         let c = try NCCLConfiguration(lookup: { env[$0] })
         #expect(c.sockets == 4)
@@ -21,6 +21,7 @@ struct NCCLConfigurationTests {
         #expect(c.zeroCopy == .off)
         #expect(c.rxChunk == 1 << 20)
         #expect(c.rxBuffers == 64)
+        #expect(c.placeMin == 0)
         #expect(c.crc)
         #expect(c.peerTimeoutSeconds == 5)
         #expect(c.socketBuffer == 4 << 20)

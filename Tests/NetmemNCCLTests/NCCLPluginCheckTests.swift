@@ -23,7 +23,8 @@ struct NCCLPluginCheckTests {
     @Test("netmem nccl check passes every case against libnccl-net-netmem.so", arguments: [
         [:],
         ["NETMEM_NCCL_SOCKETS": "3", "NETMEM_NCCL_CRC": "1", "NETMEM_NCCL_RX_CHUNK": "16K"],
-        ["NETMEM_NCCL_ZEROCOPY": "0", "NETMEM_NCCL_RX_BUFFERS": "4"],
+        // Every payload through the pool and a copy, as before placements.
+        ["NETMEM_NCCL_ZEROCOPY": "0", "NETMEM_NCCL_RX_BUFFERS": "4", "NETMEM_NCCL_PLACE_MIN": "0"],
     ])
     func checkPasses(environment: [String: String]) throws {
         guard let (netmem, plugin) = NCCLTestSupport.binaries() else { return }
