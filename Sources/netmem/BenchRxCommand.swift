@@ -7,7 +7,8 @@ struct BenchRxCommand: AsyncParsableCommand {
         commandName: "rx",
         abstract: "Netmem's io_uring receive session beside a plain blocking recv() loop, on loopback.",
         discussion: """
-        One process, loopback, the same blocking sender (1 MiB sends) for each run: a plain \
+        One process, loopback, the same blocking sender (1 MiB sends; frames of 1 MiB or as \
+        large as the ring holds) for each run: a plain \
         recv() into a 256 KiB malloc'd buffer; the receive session in raw mode with a callback \
         (payload lands in pool memory, no copy) and with the async API, its consumer task on \
         the session's RX-thread executor (async_gbps) and on the default executor \
@@ -55,6 +56,8 @@ struct BenchRxCommand: AsyncParsableCommand {
         configuration.bufferCount = buffers
         configuration.name = "bench"
         let message = 1 << 20
+        // Frames as large as the ring holds, up to the raw runs' 1 MiB sends.
+        let frame = min(message, configuration.largestPayload)
         let slice = seconds / Double(rounds)
         var plain = LoopbackBench.Measurement(), netmem = plain, async = plain, asyncDefault = plain
         var framed = plain, framedCRC = plain
@@ -70,9 +73,9 @@ struct BenchRxCommand: AsyncParsableCommand {
                                                             framed: false, crc: false, consumer: .async)
             asyncDefault += try await LoopbackBench.sessionReceive(configuration, seconds: slice, messageSize: message,
                                                                    framed: false, crc: false, consumer: .asyncDefaultExecutor)
-            framed += try await LoopbackBench.sessionReceive(configuration, seconds: slice, messageSize: message,
+            framed += try await LoopbackBench.sessionReceive(configuration, seconds: slice, messageSize: frame,
                                                              framed: true, crc: false, consumer: .callback)
-            framedCRC += try await LoopbackBench.sessionReceive(configuration, seconds: slice, messageSize: message,
+            framedCRC += try await LoopbackBench.sessionReceive(configuration, seconds: slice, messageSize: frame,
                                                                 framed: true, crc: true, consumer: .callback)
             if iperf3Unavailable == nil {
                 do { iperf3Runs.append(try IPerf3Baseline.measure(seconds: slice)) } catch {
