@@ -176,6 +176,11 @@ public final class StreamReceiver: Sendable {
     /// first read limited with `limitFirstReads`, every later one by `limitNextRead` or a
     /// placement); asking while a multishot receive is armed traps. For a receiver that
     /// knows where a payload goes, as the NCCL plugin does for its posted receives.
+    ///
+    /// A peer that resets the connection while a placement waits may end it as
+    /// `.endOfStream`: with `MSG_WAITALL` the kernel returns the bytes that came and drops
+    /// the error. A receiver that expected more bytes treats such an end as the failure
+    /// it is.
     package func placeNext(_ connection: ConnectionID, into buffer: UnsafeMutableRawBufferPointer) {
         post(.placeNext(connection, address: UInt(bitPattern: buffer.baseAddress), count: buffer.count))
     }

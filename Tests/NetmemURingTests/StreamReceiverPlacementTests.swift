@@ -149,4 +149,57 @@ struct StreamReceiverPlacementTests {
         #expect(receiver.statistics.bytesReceived == streams.reduce(0) { $0 + $1.wire.count })
         #expect(pool.inFlight == 0, "pool still has \(pool.inFlight) buffers out")
     }
+
+    @Test("A peer that closes or resets in the middle of a placement: the bytes that came are reported, then the end; nothing left out",
+          .enabled(if: URingTest.hasBufferRings || URingTest.skipReason("provided-buffer rings")),
+          arguments: [false, true])
+    func peerEndsMidPlacement(reset: Bool) throws {
+        let (pool, _) = try URingTest.pool(chunkSize: 64 << 10, chunks: 8, name: "place-end")
+        var cfg = StreamReceiver.Configuration(bufferCount: 8)
+        cfg.idleWait = .milliseconds(5)
+        let receiver = try StreamReceiver(pool: pool, configuration: cfg)
+        receiver.limitFirstReads(to: 8)
+        let (listener, port) = try Loopback.listener()
+        defer { try? listener.close() }
+        let sent = TestData.bytes(count: 300_001, seed: 83)
+        let client = try Loopback.connect(port: port)
+        receiver.adopt(try Loopback.accept(listener))
+        let sender = TestThread {
+            var wire: [UInt8] = []
+            withUnsafeBytes(of: UInt64(1 << 20).littleEndian) { wire += $0 }  // announces 1 MiB
+            wire += sent
+            try? Loopback.sendAll(client, wire)
+            if reset { Loopback.closeWithReset(client) } else { try? client.close() }
+        }
+        let records = Records(capacity: 1 << 20)
+        var placedBytes = 0
+        var end: ConnectionEnd?
+        try receiver.run(untilIdle: true, deadline: .now + .seconds(120)) { event in
+            switch consume event {
+            case let .data(segment):
+                segment.withUnsafeBytes { records.take($0) }
+                records.next(segment.connection, receiver, placeFrom: 1024)
+            case let .placed(_, n):
+                records.placed(n)
+                placedBytes += n
+            case let .closed(_, e):
+                end = e
+            default:
+                break
+            }
+        }
+        sender.join()
+        #expect(records.records == 1)
+        if reset {
+            // With MSG_WAITALL the kernel hands back the bytes that came and drops the
+            // error, so the end may read as an end of stream; it must come either way.
+            #expect(end == .reset || end == .endOfStream)
+            #expect(placedBytes <= sent.count)
+        } else {
+            #expect(end == .endOfStream)
+            #expect(placedBytes == sent.count)
+        }
+        #expect(Array(records.destination.prefix(placedBytes)) == Array(sent.prefix(placedBytes)))
+        #expect(pool.inFlight == 0, "pool still has \(pool.inFlight) buffers out")
+    }
 }
