@@ -13,7 +13,10 @@ final class AsyncFrameQueue<Element: Sendable, Failure: Error>: Sendable {
     private struct State: ~Copyable {
         var items: [Element?] = []
         var head = 0
-        var waiter: CheckedContinuation<Result<Element?, Failure>, Never>?
+        /// The consumer's suspension. Whoever takes it out of the state (under the lock)
+        /// resumes it, so each is resumed exactly once; unchecked continuations spare an
+        /// allocation per wait on the hot path.
+        var waiter: UnsafeContinuation<Result<Element?, Failure>, Never>?
         var end: Result<Void, Failure>?
         var cancelled = false
         var high = false
@@ -45,7 +48,7 @@ final class AsyncFrameQueue<Element: Sendable, Failure: Error>: Sendable {
     /// Adds an element (or hands it to a waiting consumer). Returns `.high` when the queue
     /// just reached its limit. An element pushed after the consumer cancelled is dropped.
     func push(_ element: Element) -> Pressure {
-        var handoff: CheckedContinuation<Result<Element?, Failure>, Never>?
+        var handoff: UnsafeContinuation<Result<Element?, Failure>, Never>?
         let pressure: Pressure = state.withLockChecked { s in
             if s.cancelled || s.end != nil { return .none }
             if let w = s.waiter {
@@ -66,7 +69,7 @@ final class AsyncFrameQueue<Element: Sendable, Failure: Error>: Sendable {
 
     /// Ends the queue: the consumer gets what is queued, then the end (nil, or the error).
     func finish(_ end: Result<Void, Failure>) {
-        let waiter: CheckedContinuation<Result<Element?, Failure>, Never>? = state.withLockChecked { s in
+        let waiter: UnsafeContinuation<Result<Element?, Failure>, Never>? = state.withLockChecked { s in
             guard s.end == nil else { return nil }
             s.end = end
             defer { s.waiter = nil }
@@ -114,7 +117,7 @@ final class AsyncFrameQueue<Element: Sendable, Failure: Error>: Sendable {
             break
         }
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Result<Element?, Failure>, Never>) in
+            await withUnsafeContinuation { (c: UnsafeContinuation<Result<Element?, Failure>, Never>) in
                 var low = false
                 let immediate: Result<Element?, Failure>? = state.withLockChecked { s in
                     if let e = s.pop() {
@@ -138,7 +141,7 @@ final class AsyncFrameQueue<Element: Sendable, Failure: Error>: Sendable {
                 if low { pressure(.low) }
             }
         } onCancel: {
-            let waiter = state.withLockChecked { s -> CheckedContinuation<Result<Element?, Failure>, Never>? in
+            let waiter = state.withLockChecked { s -> UnsafeContinuation<Result<Element?, Failure>, Never>? in
                 s.cancelled = true
                 defer { s.waiter = nil }
                 return s.waiter
