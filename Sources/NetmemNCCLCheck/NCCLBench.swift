@@ -27,6 +27,9 @@ public enum NCCLBench {
         /// CPU seconds per GB: sender (driver process), receiver (peer process).
         public var pluginCPU = (sender: 0.0, receiver: 0.0)
         public var socketCPU = (sender: 0.0, receiver: 0.0)
+        /// Of `pluginCPU`, what the thread that posts and tests spent (NCCL's proxy
+        /// thread, which polls whatever the transport); the rest is the plugin's threads.
+        public var pluginProxyCPU = (sender: 0.0, receiver: 0.0)
         public var ratio: Double { socketGbps > 0 ? pluginGbps / socketGbps : 0 }
     }
 
@@ -60,6 +63,8 @@ public enum NCCLBench {
             o["ratio"] = .double(Self.median(runs.map(\.ratio)))
             o["plugin_cpu_s_per_gb"] = cpu((Self.median(runs.map(\.pluginCPU.sender)), Self.median(runs.map(\.pluginCPU.receiver))))
             o["socket_cpu_s_per_gb"] = cpu((Self.median(runs.map(\.socketCPU.sender)), Self.median(runs.map(\.socketCPU.receiver))))
+            o["plugin_proxy_cpu_s_per_gb"] = cpu((Self.median(runs.map(\.pluginProxyCPU.sender)),
+                                                  Self.median(runs.map(\.pluginProxyCPU.receiver))))
             o["runs"] = .array(runs.map { r in
                 var e = JSONObject()
                 e["plugin_gbps"] = .double(r.pluginGbps)
@@ -67,6 +72,7 @@ public enum NCCLBench {
                 e["ratio"] = .double(r.ratio)
                 e["plugin_cpu_s_per_gb"] = cpu(r.pluginCPU)
                 e["socket_cpu_s_per_gb"] = cpu(r.socketCPU)
+                e["plugin_proxy_cpu_s_per_gb"] = cpu(r.pluginProxyCPU)
                 return .object(e)
             })
             if let s = senderStatistics { o["sender_plugin_statistics"] = .raw(s) }
@@ -84,7 +90,8 @@ public enum NCCLBench {
             for (i, r) in runs.enumerated() {
                 lines.append("run \(i + 1): plugin \(f(r.pluginGbps)) Gbit/s, socket pair \(f(r.socketGbps)) Gbit/s, ratio \(f(r.ratio)); "
                              + "CPU s/GB plugin \(f(r.pluginCPU.sender, 3))/\(f(r.pluginCPU.receiver, 3)), "
-                             + "socket \(f(r.socketCPU.sender, 3))/\(f(r.socketCPU.receiver, 3)) (sender/receiver)")
+                             + "socket \(f(r.socketCPU.sender, 3))/\(f(r.socketCPU.receiver, 3)) (sender/receiver); "
+                             + "of the plugin's, the polling thread \(f(r.pluginProxyCPU.sender, 3))/\(f(r.pluginProxyCPU.receiver, 3))")
             }
             lines.append("median: plugin \(f(Self.median(runs.map(\.pluginGbps)))) Gbit/s, socket pair \(f(Self.median(runs.map(\.socketGbps)))) Gbit/s, ratio \(f(Self.median(runs.map(\.ratio))))")
             return lines.joined(separator: "\n")
@@ -123,15 +130,17 @@ public enum NCCLBench {
             } catch { throw .setup("\(error)") }
             let handles = try buffers.register(plugin, comm)
             try ch.send("GO")
-            let (t, c) = try timed { () throws(NCCLCheckError) in
+            let (t, c, tc) = try timed { () throws(NCCLCheckError) in
                 try pump(plugin, comm, buffers, handles, count: options.messages, send: true, poll: options.poll)
             }
             let peerResult = try ch.expect("DONE", seconds: 600).split(separator: " ")
-            guard peerResult.count == 3, peerResult[2] == "ok", let pt = Double(peerResult[0]), let pc = Double(peerResult[1]) else {
+            guard peerResult.count == 4, peerResult[3] == "ok", let pt = Double(peerResult[0]), let pc = Double(peerResult[1]),
+                  let ptc = Double(peerResult[2]) else {
                 throw .peer("bench peer: \(peerResult.joined(separator: " "))")
             }
             run.pluginGbps = bytes * 8 / max(t, pt) / 1e9
             run.pluginCPU = (c / (bytes / 1e9), pc / (bytes / 1e9))
+            run.pluginProxyCPU = (tc / (bytes / 1e9), ptc / (bytes / 1e9))
             for h in handles { try? plugin.deregMr(comm, h) }
             try? plugin.closeSend(comm)
             // The same bytes over a plain blocking TCP socket pair.
@@ -139,11 +148,11 @@ public enum NCCLBench {
             let fd = try BlockingPair.connect(port: port)
             defer { close(fd) }
             try ch.send("GO")
-            let (st, sc) = try timed { () throws(NCCLCheckError) in
+            let (st, sc, _) = try timed { () throws(NCCLCheckError) in
                 try BlockingPair.send(fd, buffers, count: options.messages)
             }
             let sr = try ch.expect("DONE", seconds: 600).split(separator: " ")
-            guard sr.count == 3, sr[2] == "ok", let spt = Double(sr[0]), let spc = Double(sr[1]) else {
+            guard sr.count == 4, sr[3] == "ok", let spt = Double(sr[0]), let spc = Double(sr[1]) else {
                 throw .peer("bench peer: \(sr.joined(separator: " "))")
             }
             run.socketGbps = bytes * 8 / max(st, spt) / 1e9
@@ -190,11 +199,11 @@ public enum NCCLBench {
                 } catch { throw .setup("\(error)") }
                 let handles = try buffers.register(plugin, comm)
                 _ = try ch.expect("GO", seconds: 60)
-                let (t, c) = try timed { () throws(NCCLCheckError) in
+                let (t, c, tc) = try timed { () throws(NCCLCheckError) in
                     try pump(plugin, comm, buffers, handles, count: options.messages, send: false, poll: options.poll)
                 }
                 let ok = memcmp(buffers.pointers[lastSlot], expected.pointers[0], options.messageSize) == 0
-                try ch.send("DONE \(t) \(c) \(ok ? "ok" : "the last message differs from what was sent")")
+                try ch.send("DONE \(t) \(c) \(tc) \(ok ? "ok" : "the last message differs from what was sent")")
                 for h in handles { try? plugin.deregMr(comm, h) }
                 try? plugin.closeRecv(comm)
                 try? plugin.closeListen(listen)
@@ -204,19 +213,19 @@ public enum NCCLBench {
                 let fd = try BlockingPair.accept(l)
                 close(l)
                 _ = try ch.expect("GO", seconds: 60)
-                let (st, sc) = try timed { () throws(NCCLCheckError) in
+                let (st, sc, stc) = try timed { () throws(NCCLCheckError) in
                     try BlockingPair.receive(fd, buffers, count: options.messages)
                 }
                 close(fd)
                 let sok = memcmp(buffers.pointers[lastSlot], expected.pointers[0], options.messageSize) == 0
-                try ch.send("DONE \(st) \(sc) \(sok ? "ok" : "the last socket message differs from what was sent")")
+                try ch.send("DONE \(st) \(sc) \(stc) \(sok ? "ok" : "the last socket message differs from what was sent")")
             }
             _ = try ch.expect("STATS", seconds: 60)
             try ch.send("STATS " + (plugin.statisticsJSON ?? ""))
             try? plugin.finalize(ctx)
             return 0
         } catch {
-            try? ch.send("DONE 0 0 \(error)")
+            try? ch.send("DONE 0 0 0 \(error)")
             return 1
         }
     }
@@ -246,12 +255,19 @@ public enum NCCLBench {
         func free() { for p in pointers { p.deallocate() } }
     }
 
-    /// Seconds and CPU seconds `body` took.
-    static func timed(_ body: () throws(NCCLCheckError) -> Void) throws(NCCLCheckError) -> (Double, Double) {
+    /// Seconds, process CPU seconds and calling-thread CPU seconds `body` took.
+    static func timed(_ body: () throws(NCCLCheckError) -> Void) throws(NCCLCheckError) -> (Double, Double, Double) {
         let t0 = monotonicSeconds()
         let c0 = NCCLProcessProbe.cpuSeconds
+        let tc0 = threadCPUSeconds
         try body()
-        return (monotonicSeconds() - t0, NCCLProcessProbe.cpuSeconds - c0)
+        return (monotonicSeconds() - t0, NCCLProcessProbe.cpuSeconds - c0, threadCPUSeconds - tc0)
+    }
+
+    static var threadCPUSeconds: Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     /// Moves `count` messages, message m from/into buffer m % in-flight, as NCCL's proxy
