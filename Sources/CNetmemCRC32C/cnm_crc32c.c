@@ -117,45 +117,43 @@ static inline uint32_t join3(uint64_t a, uint64_t b, uint64_t c, struct shift_co
     return (uint32_t)__builtin_ia32_crc32di(0, d) ^ (uint32_t)c;
 }
 
-/// Three crc32 chains over three adjacent blocks at once (the instruction's latency is
-/// three cycles and its throughput one per cycle), joined with carry-less multiplies.
+/// Three crc32 chains over three adjacent blocks of `block` bytes at once (the
+/// instruction's latency is three cycles and its throughput one per cycle), joined with
+/// carry-less multiplies by `k`; repeated while three blocks are left. Inlined with a
+/// constant `block`, so each size gets its own loop.
+__attribute__((target("sse4.2,pclmul"), always_inline))
+static inline uint32_t hw3_blocks(uint32_t crc, const unsigned char **pp, size_t *lenp, size_t block,
+                                  const struct shift_constants *k) {
+    const unsigned char *p = *pp;
+    size_t len = *lenp;
+    while (len >= 3 * block) {
+        uint64_t a = crc, b = 0, c = 0;
+        const unsigned char *end = p + block;
+        do {
+            uint64_t wa, wb, wc;
+            memcpy(&wa, p, 8);
+            memcpy(&wb, p + block, 8);
+            memcpy(&wc, p + 2 * block, 8);
+            a = __builtin_ia32_crc32di(a, wa);
+            b = __builtin_ia32_crc32di(b, wb);
+            c = __builtin_ia32_crc32di(c, wc);
+            p += 8;
+        } while (p < end);
+        crc = join3(a, b, c, *k);
+        p += 2 * block;
+        len -= 3 * block;
+    }
+    *pp = p;
+    *lenp = len;
+    return crc;
+}
+
+/// Long blocks while they last, then short ones, then one chain for the rest.
 __attribute__((target("sse4.2,pclmul")))
 static uint32_t hw3_raw(uint32_t crc, const unsigned char *p, size_t len) {
     if (!__atomic_load_n(&shift_ready, __ATOMIC_ACQUIRE)) build_shift_constants();
-    while (len >= 3 * LONG_BLOCK) {
-        uint64_t a = crc, b = 0, c = 0;
-        const unsigned char *end = p + LONG_BLOCK;
-        do {
-            uint64_t wa, wb, wc;
-            memcpy(&wa, p, 8);
-            memcpy(&wb, p + LONG_BLOCK, 8);
-            memcpy(&wc, p + 2 * LONG_BLOCK, 8);
-            a = __builtin_ia32_crc32di(a, wa);
-            b = __builtin_ia32_crc32di(b, wb);
-            c = __builtin_ia32_crc32di(c, wc);
-            p += 8;
-        } while (p < end);
-        crc = join3(a, b, c, long_shift);
-        p += 2 * LONG_BLOCK;
-        len -= 3 * LONG_BLOCK;
-    }
-    while (len >= 3 * SHORT_BLOCK) {
-        uint64_t a = crc, b = 0, c = 0;
-        const unsigned char *end = p + SHORT_BLOCK;
-        do {
-            uint64_t wa, wb, wc;
-            memcpy(&wa, p, 8);
-            memcpy(&wb, p + SHORT_BLOCK, 8);
-            memcpy(&wc, p + 2 * SHORT_BLOCK, 8);
-            a = __builtin_ia32_crc32di(a, wa);
-            b = __builtin_ia32_crc32di(b, wb);
-            c = __builtin_ia32_crc32di(c, wc);
-            p += 8;
-        } while (p < end);
-        crc = join3(a, b, c, short_shift);
-        p += 2 * SHORT_BLOCK;
-        len -= 3 * SHORT_BLOCK;
-    }
+    crc = hw3_blocks(crc, &p, &len, LONG_BLOCK, &long_shift);
+    crc = hw3_blocks(crc, &p, &len, SHORT_BLOCK, &short_shift);
     return hw_raw(crc, p, len);
 }
 
