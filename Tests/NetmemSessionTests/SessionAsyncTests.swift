@@ -41,20 +41,16 @@ struct SessionAsyncTests {
         }
     }
 
-    @Test("Eight connections at once, each read by its own task: every byte, in order",
-          .enabled(if: SessionTest.available, "needs io_uring provided-buffer rings"))
-    func manyConnections() async throws {
-        let session = try Self.session(mode: .framed(maxPayload: 256 << 10), buffers: 64)
-        try session.start()
-        var rng = SplitMix64(seed: 31)
-        let streams = (0..<8).map { i in rng.bytes(300_000 + i * 77_777) }
+    /// Takes `count` connections from `session` and reads each in its own task (preferring
+    /// `executor`); returns the SHA-256 of each connection's bytes, in no set order.
+    static func digestsOfConnections(_ session: ReceiveSession, count: Int,
+                                     executor: (any TaskExecutor)? = nil) async throws -> [String] {
         final class Digests: Sendable { let value = Mutex<[String]>([]) }
         let digests = Digests()
-        let senders = streams.map { Self.send($0, to: session.localAddress!, framedBy: 100_000) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             var accepted = 0
             for try await connection in session.connections {
-                group.addTask { [connection, digests] in
+                group.addTask(executorPreference: executor) { [connection] in
                     var bytes: [UInt8] = []
                     for try await frame in connection.frames {
                         try frame.withUnsafePayload { buffers in for b in buffers { bytes += b } }
@@ -63,12 +59,24 @@ struct SessionAsyncTests {
                     digests.value.withLockChecked { $0.append(d) }
                 }
                 accepted += 1
-                if accepted == streams.count { break }
+                if accepted == count { break }
             }
             try await group.waitForAll()
         }
+        return digests.value.withLockChecked { $0 }
+    }
+
+    @Test("Eight connections at once, each read by its own task: every byte, in order",
+          .enabled(if: SessionTest.available, "needs io_uring provided-buffer rings"))
+    func manyConnections() async throws {
+        let session = try Self.session(mode: .framed(maxPayload: 256 << 10), buffers: 64)
+        try session.start()
+        var rng = SplitMix64(seed: 31)
+        let streams = (0..<8).map { i in rng.bytes(300_000 + i * 77_777) }
+        let senders = streams.map { Self.send($0, to: session.localAddress!, framedBy: 100_000) }
+        let digests = try await Self.digestsOfConnections(session, count: streams.count)
         for s in senders { s.join() }
-        #expect(digests.value.withLockChecked { Set($0) } == Set(streams.map { SessionTest.sha256($0) }))
+        #expect(Set(digests) == Set(streams.map { SessionTest.sha256($0) }))
         session.stop()
         try await session.wait()
         #expect(session.statistics.tokensOutstanding == 0)

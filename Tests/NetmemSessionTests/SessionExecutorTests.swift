@@ -7,8 +7,6 @@ import Testing
 
 @Suite("Receive session: consumers on the RX-thread executor", .serialized)
 struct SessionExecutorTests {
-    final class Digests: Sendable { let value = Mutex<[String]>([]) }
-
     @Test("Six connections of odd sizes read by tasks on the RX thread: every byte, and the executor outlives the session",
           .enabled(if: SessionTest.available, "needs io_uring provided-buffer rings"),
           arguments: [false, true])
@@ -16,31 +14,15 @@ struct SessionExecutorTests {
         let session = try SessionAsyncTests.session(mode: framed ? .framed(maxPayload: 100_000) : .raw, buffers: 32)
         var rng = SplitMix64(seed: framed ? 53 : 59)
         let streams = [1, 4097, 3 * 65_537, 1_000_003, 2_500_001, 333_333].map { rng.bytes($0) }
-        let digests = Digests()
         // Made before the session starts: its first job runs on the global executor.
         let consumer = Task(executorPreference: session.executor) { [streams] in
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                var accepted = 0
-                for try await connection in session.connections {
-                    group.addTask(executorPreference: session.executor) { [connection] in
-                        var bytes: [UInt8] = []
-                        for try await frame in connection.frames {
-                            try frame.withUnsafePayload { buffers in for b in buffers { bytes += b } }
-                        }
-                        let d = SessionTest.sha256(bytes)
-                        digests.value.withLockChecked { $0.append(d) }
-                    }
-                    accepted += 1
-                    if accepted == streams.count { break }
-                }
-                try await group.waitForAll()
-            }
+            try await SessionAsyncTests.digestsOfConnections(session, count: streams.count, executor: session.executor)
         }
         try session.start()
         let senders = streams.map { SessionAsyncTests.send($0, to: session.localAddress!, framedBy: framed ? 100_000 : nil) }
-        try await consumer.value
+        let digests = try await consumer.value
         for s in senders { s.join() }
-        #expect(digests.value.withLockChecked { $0.sorted() } == streams.map { SessionTest.sha256($0) }.sorted())
+        #expect(digests.sorted() == streams.map { SessionTest.sha256($0) }.sorted())
         #expect(session.executor.jobsRun > 0, "no job ran on the RX thread")
         session.stop()
         try await session.wait()

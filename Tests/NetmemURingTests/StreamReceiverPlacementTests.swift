@@ -66,6 +66,17 @@ struct StreamReceiverPlacementTests {
         }
     }
 
+    /// A receiver over `buffers` chunks of 64 KiB whose every connection starts with a
+    /// read of one record header.
+    static func receiver(buffers: Int, name: String) throws -> (PagePool, StreamReceiver) {
+        let (pool, _) = try URingTest.pool(chunkSize: 64 << 10, chunks: buffers, name: name)
+        var cfg = StreamReceiver.Configuration(bufferCount: buffers)
+        cfg.idleWait = .milliseconds(5)
+        let receiver = try StreamReceiver(pool: pool, configuration: cfg)
+        receiver.limitFirstReads(to: 8)
+        return (pool, receiver)
+    }
+
     static func stream(_ sizes: [Int], seed: UInt64) -> (wire: [UInt8], payload: [UInt8]) {
         let payload = TestData.bytes(count: sizes.reduce(0, +), seed: seed)
         var wire: [UInt8] = []
@@ -82,11 +93,7 @@ struct StreamReceiverPlacementTests {
           .enabled(if: URingTest.hasBufferRings || URingTest.skipReason("provided-buffer rings")),
           arguments: [1024, 1 << 30])
     func placements(placeFrom: Int) throws {
-        let (pool, _) = try URingTest.pool(chunkSize: 64 << 10, chunks: 16, name: "place-test")
-        var cfg = StreamReceiver.Configuration(bufferCount: 16)
-        cfg.idleWait = .milliseconds(5)
-        let receiver = try StreamReceiver(pool: pool, configuration: cfg)
-        receiver.limitFirstReads(to: 8)
+        let (pool, receiver) = try Self.receiver(buffers: 16, name: "place-test")
         let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
         let shapes: [[Int]] = [
@@ -154,11 +161,7 @@ struct StreamReceiverPlacementTests {
           .enabled(if: URingTest.hasBufferRings || URingTest.skipReason("provided-buffer rings")),
           arguments: [false, true])
     func peerEndsMidPlacement(reset: Bool) throws {
-        let (pool, _) = try URingTest.pool(chunkSize: 64 << 10, chunks: 8, name: "place-end")
-        var cfg = StreamReceiver.Configuration(bufferCount: 8)
-        cfg.idleWait = .milliseconds(5)
-        let receiver = try StreamReceiver(pool: pool, configuration: cfg)
-        receiver.limitFirstReads(to: 8)
+        let (pool, receiver) = try Self.receiver(buffers: 8, name: "place-end")
         let (listener, port) = try Loopback.listener()
         defer { try? listener.close() }
         let sent = TestData.bytes(count: 300_001, seed: 83)
