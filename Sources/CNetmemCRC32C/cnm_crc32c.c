@@ -1,11 +1,14 @@
 #include "cnm_crc32c.h"
+#include <pthread.h>
 #include <string.h>
 
 // Reflected Castagnoli polynomial.
 #define POLY 0x82F63B78u
 
 static uint32_t table[8][256];
-static int table_ready;
+// Each table or constant set is built once, on first use, by pthread_once: two threads
+// that need it first at the same moment must not both write it.
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void build_tables(void) {
     for (uint32_t n = 0; n < 256; n++) {
@@ -20,11 +23,10 @@ static void build_tables(void) {
             table[s][n] = c;
         }
     }
-    __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
 }
 
 static uint32_t portable_raw(uint32_t c, const unsigned char *p, size_t len) {
-    if (!__atomic_load_n(&table_ready, __ATOMIC_ACQUIRE)) build_tables();
+    pthread_once(&table_once, build_tables);
     while (len && ((uintptr_t)p & 7)) { c = table[0][(c ^ *p++) & 0xff] ^ (c >> 8); len--; }
     while (len >= 8) {
         uint64_t w;
@@ -95,14 +97,13 @@ static int have_clmul(void) { return __builtin_cpu_supports("sse4.2") && __built
 /// zeros, in the form `shift` below wants: x^(8n - 33) mod P.
 struct shift_constants { uint32_t k1, k2; };
 static struct shift_constants long_shift, short_shift;
-static int shift_ready;
+static pthread_once_t shift_once = PTHREAD_ONCE_INIT;
 
 static void build_shift_constants(void) {
     long_shift.k1 = x_pow_mod_p(8ull * LONG_BLOCK - 33);
     long_shift.k2 = x_pow_mod_p(8ull * 2 * LONG_BLOCK - 33);
     short_shift.k1 = x_pow_mod_p(8ull * SHORT_BLOCK - 33);
     short_shift.k2 = x_pow_mod_p(8ull * 2 * SHORT_BLOCK - 33);
-    __atomic_store_n(&shift_ready, 1, __ATOMIC_RELEASE);
 }
 
 /// crc(A) xor-shifted over 2 blocks, crc(B) over 1 block, joined with crc(C):
@@ -151,7 +152,7 @@ static inline uint32_t hw3_blocks(uint32_t crc, const unsigned char **pp, size_t
 /// Long blocks while they last, then short ones, then one chain for the rest.
 __attribute__((target("sse4.2,pclmul")))
 static uint32_t hw3_raw(uint32_t crc, const unsigned char *p, size_t len) {
-    if (!__atomic_load_n(&shift_ready, __ATOMIC_ACQUIRE)) build_shift_constants();
+    pthread_once(&shift_once, build_shift_constants);
     crc = hw3_blocks(crc, &p, &len, LONG_BLOCK, &long_shift);
     crc = hw3_blocks(crc, &p, &len, SHORT_BLOCK, &short_shift);
     return hw_raw(crc, p, len);
@@ -178,7 +179,7 @@ static __m128i fold_constants(uint64_t bytes) {
 
 static __m128i fold_by[4];  // 256, 192, 128, 64 bytes (whole registers)
 static __m128i lane_by[3];  // 48, 32, 16 bytes (lanes)
-static int fold_ready;
+static pthread_once_t fold_once = PTHREAD_ONCE_INIT;
 
 static void build_fold_constants(void) {
     fold_by[0] = fold_constants(256);
@@ -188,7 +189,6 @@ static void build_fold_constants(void) {
     lane_by[0] = fold_constants(48);
     lane_by[1] = fold_constants(32);
     lane_by[2] = fold_constants(16);
-    __atomic_store_n(&fold_ready, 1, __ATOMIC_RELEASE);
 }
 
 static int have_fold512(void) {
@@ -216,7 +216,7 @@ static inline __m128i fold128(__m128i x, __m128i k, __m128i data) {
 __attribute__((target("avx512f,vpclmulqdq,sse4.2,pclmul")))
 static uint32_t fold512_raw(uint32_t crc, const unsigned char *p, size_t len) {
     if (len < FOLD_MIN) return hw3_raw(crc, p, len);
-    if (!__atomic_load_n(&fold_ready, __ATOMIC_ACQUIRE)) build_fold_constants();
+    pthread_once(&fold_once, build_fold_constants);
     __m512i x0 = _mm512_loadu_si512(p);
     __m512i x1 = _mm512_loadu_si512(p + 64);
     __m512i x2 = _mm512_loadu_si512(p + 128);
