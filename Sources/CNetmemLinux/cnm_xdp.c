@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 _Static_assert(CNM_BPF_XDP == BPF_XDP, "BPF_XDP attach type");
@@ -94,6 +95,11 @@ int cnm_poll_in(int fd, int timeout_ms) {
     int r;
     do { r = poll(&p, 1, timeout_ms); } while (r < 0 && errno == EINTR);
     return r < 0 ? -errno : r;
+}
+
+void cnm_sleep_us(unsigned int us) {
+    struct timespec left = { .tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000L };
+    while (nanosleep(&left, &left) < 0 && errno == EINTR) {}
 }
 
 

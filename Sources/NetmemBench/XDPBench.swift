@@ -16,12 +16,16 @@ package enum XDPBench {
         package var attach: XDPConfiguration.AttachMode = .automatic
         package var spin = 0
         package var rxBatch = 256
-        package var ringSize = 4096
-        package var frames = 8192
+        package var ringSize = 8192
+        package var frames = 16384
         package var frameSize = 2048
         package var needWakeup = true
         package var busyPoll: XDPConfiguration.BusyPoll? = nil
         package var txBatch = 64
+        /// `XDPConfiguration.coalescingMicroseconds` of the AF_XDP receiver.
+        package var coalescingMicroseconds = 50
+        /// The same pause before the UDP receiver's poll(2); 0 is the plain socket loop.
+        package var udpCoalescingMicroseconds = 0
         package var rxCPU = -1
         package var txCPU = -1
         /// Receive into `Message`s (a copy of the headers, arrays per datagram) instead of
@@ -48,6 +52,9 @@ package enum XDPBench {
         package var fillRingEmpty = 0
         package var vethDropped = 0
         package var inFlightAfter = 0
+        /// AF_XDP phase: waits that slept a coalescing pause, and waits that went on to poll(2).
+        package var coalescingPauses = 0
+        package var pollWaits = 0
         package var attach = ""
         package var pps: Double { seconds > 0 ? Double(received) / seconds : 0 }
         package var cpuNsPerPacket: Double { received > 0 ? busyNs / Double(received) : 0 }
@@ -217,6 +224,7 @@ package enum XDPBench {
         config.receiveRingSize = tuning.ringSize
         config.useNeedWakeup = tuning.needWakeup
         config.busyPoll = tuning.busyPoll
+        config.coalescingMicroseconds = tuning.coalescingMicroseconds
         var rx: XDPSocket
         do {
             rx = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
@@ -267,6 +275,8 @@ package enum XDPBench {
         phase.processNs = Double(cnm_process_cpu_ns() - process0)
         phase.receiverNs = Double(cnm_thread_cpu_ns() - thread0)
         phase.received = rx.counters.messages
+        phase.coalescingPauses = rx.counters.coalescingPauses
+        phase.pollWaits = rx.counters.pollWaits
         if let s = try? rx.statistics() {
             phase.kernelDropped = Int(s.rxLost)
             phase.rxDropped = Int(s.rxDropped)
@@ -304,6 +314,7 @@ package enum XDPBench {
         defer { buffers.deallocate() }
         var lengths = [UInt32](repeating: 0, count: 64)
         var received = 0
+        let udpPause = UInt32(tuning.udpCoalescingMicroseconds)
         func receiveBatch() throws -> Int {
             let n = lengths.withUnsafeMutableBufferPointer { cnm_udp_recv_batch(fd, buffers, UInt32(slot), $0.baseAddress, 64) }
             if n < 0 { throw LoopbackBench.BenchError("UDP phase: recvmmsg failed: errno \(-n)") }
@@ -317,7 +328,13 @@ package enum XDPBench {
         let t0 = LoopbackBench.now
         let blaster = Blaster(lab: lab, payload: payload, xdp: tuning.xdpSender, batch: tuning.txBatch, cpu: tuning.txCPU)
         while LoopbackBench.now - t0 < seconds && !tuning.shouldStop() {
-            if try receiveBatch() == 0 { _ = cnm_poll_in(fd, 10) }
+            if try receiveBatch() == 0 {
+                if udpPause > 0 {
+                    cnm_sleep_us(udpPause)
+                    if try receiveBatch() > 0 { continue }
+                }
+                _ = cnm_poll_in(fd, 10)
+            }
         }
         phase.sent = try blaster.stop()
         var idleSince = LoopbackBench.now

@@ -45,6 +45,17 @@ public struct XDPConfiguration: Sendable {
     /// another CPU fills the RX ring. Mirrors SO_PREFER_BUSY_POLL, SO_BUSY_POLL and
     /// SO_BUSY_POLL_BUDGET. Nil: no busy polling (the default).
     public var busyPoll: BusyPoll? = nil
+    /// Wake-up coalescing, in microseconds: when the RX ring is empty, `wait` first
+    /// sleeps this long without asking the kernel to wake it, and only then waits in
+    /// `poll(2)`. While the receiver sleeps so, the kernel finds no sleeper to wake for
+    /// each batch it delivers (on a virtual machine that wake-up, an interrupt to another
+    /// CPU, is most of the cost of a packet), and the next call takes a larger batch. The
+    /// price is latency: a packet that arrives during the pause waits up to this long; a
+    /// packet that arrives while the receiver waits in `poll(2)` wakes it at once, as
+    /// without coalescing. The role of a NIC's interrupt coalescing (`ethtool -C
+    /// rx-usecs`), whose common default is about the same. 0 turns it off. Not used with
+    /// busy polling, which does not sleep.
+    public var coalescingMicroseconds: Int = 50
 
     /// Settings for busy polling.
     public struct BusyPoll: Sendable, Equatable {
@@ -102,6 +113,9 @@ public struct XDPConfiguration: Sendable {
         guard receiveRingSize <= frameCount else {
             throw .invalidConfiguration(name: "receive ring size", value: "\(receiveRingSize)",
                 reason: "must not exceed the frame count \(frameCount)")
+        }
+        guard coalescingMicroseconds >= 0, coalescingMicroseconds <= 1_000_000 else {
+            throw .invalidConfiguration(name: "coalescing time", value: "\(coalescingMicroseconds)", reason: "must be 0 to 1000000 microseconds")
         }
         if let b = busyPoll {
             guard b.microseconds >= 1, b.microseconds <= 1_000_000 else {

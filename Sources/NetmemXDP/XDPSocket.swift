@@ -291,9 +291,12 @@ public struct XDPSocket: ~Copyable {
 
     /// Waits until frames are ready to read or `timeoutMilliseconds` pass (kicking the
     /// kernel first when the fill ring asks for it). Returns whether frames are ready.
-    /// Mirrors `poll(2)` on the socket. With busy polling configured it does not sleep:
-    /// one non-blocking `recvfrom` runs the queue's NAPI poll on this thread (for at most
-    /// the configured busy-poll time), then it returns.
+    /// Mirrors `poll(2)` on the socket. With wake-up coalescing
+    /// (`XDPConfiguration.coalescingMicroseconds`, on by default) it first sleeps that
+    /// long without being woken, so it may return up to that much later than
+    /// `timeoutMilliseconds`. With busy polling configured it does not sleep: one
+    /// non-blocking `recvfrom` runs the queue's NAPI poll on this thread (for at most the
+    /// configured busy-poll time), then it returns.
     public mutating func wait(timeoutMilliseconds: Int32) -> Bool {
         if rx.available(limit: 1) > 0 { return true }
         refill()
@@ -306,6 +309,14 @@ public struct XDPSocket: ~Copyable {
             counters.wakeups += 1
             _ = cnm_xsk_wakeup_rx(resources.fd)
         }
+        let pause = configuration.coalescingMicroseconds
+        if pause > 0 && timeoutMilliseconds != 0 {
+            counters.coalescingPauses += 1
+            cnm_sleep_us(UInt32(pause))
+            if rx.available(limit: 1) > 0 { return true }
+            refill()
+        }
+        counters.pollWaits += 1
         return cnm_poll_in(resources.fd, timeoutMilliseconds) > 0
     }
 

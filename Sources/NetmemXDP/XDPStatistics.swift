@@ -16,6 +16,10 @@ public struct XDPCounters: Sendable, Equatable {
     public var filled = 0
     /// Wakeup calls made because a ring asked for one (`XDP_RING_NEED_WAKEUP`).
     public var wakeups = 0
+    /// Pauses `wait` slept, under wake-up coalescing, instead of asking to be woken.
+    public var coalescingPauses = 0
+    /// Times `wait` slept in `poll(2)` (after any coalescing pause found the ring still empty).
+    public var pollWaits = 0
     /// Frames queued on the TX ring, and frames the completion ring gave back.
     public var transmitted = 0
     /// Frames the completion ring gave back.

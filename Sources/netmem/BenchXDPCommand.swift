@@ -48,10 +48,10 @@ struct BenchXDPCommand: ParsableCommand {
     var rxBatch: Int = 256
 
     @Option(help: "Slots in the AF_XDP fill and RX rings.")
-    var ringSize: Int = 4096
+    var ringSize: Int = 8192
 
     @Option(help: "Frames in the receiver's UMEM.")
-    var frames: Int = 8192
+    var frames: Int = 16384
 
     @Option(help: "UMEM frame size of the receiver: 2048 or 4096.")
     var frameSize: Int = 2048
@@ -64,6 +64,12 @@ struct BenchXDPCommand: ParsableCommand {
 
     @Option(help: "Packets per busy poll (SO_BUSY_POLL_BUDGET).")
     var busyPollBudget: Int = 64
+
+    @Option(help: "Wake-up coalescing of the AF_XDP receiver: microseconds it sleeps, when its RX ring is empty, before it waits in poll(2) (XDPConfiguration.coalescingMicroseconds); 0 is off.")
+    var coalesceUs: Int = XDPConfiguration(interfaceName: "", queue: 0).coalescingMicroseconds
+
+    @Option(help: "The same pause for the UDP socket receiver before its poll(2), to see what coalescing alone gives a plain socket; 0 (the default) is the plain socket loop.")
+    var udpCoalesceUs: Int = 0
 
     @Option(help: "Frames the AF_XDP sender queues per kick.")
     var txBatch: Int = 64
@@ -85,6 +91,9 @@ struct BenchXDPCommand: ParsableCommand {
         guard frameSize == 2048 || frameSize == 4096 else { throw ValidationError("--frame-size must be 2048 or 4096, got \(frameSize)") }
         guard needWakeup == "on" || needWakeup == "off" else { throw ValidationError("--need-wakeup must be on or off, got '\(needWakeup)'") }
         guard busyPoll >= 0, busyPoll <= 1_000_000 else { throw ValidationError("--busy-poll must be 0 to 1000000 µs, got \(busyPoll)") }
+        for (name, us) in [("--coalesce-us", coalesceUs), ("--udp-coalesce-us", udpCoalesceUs)] where us < 0 || us > 1_000_000 {
+            throw ValidationError("\(name) must be 0 to 1000000 µs, got \(us)")
+        }
         guard busyPollBudget >= 1, busyPollBudget <= 65535 else { throw ValidationError("--busy-poll-budget must be 1 to 65535, got \(busyPollBudget)") }
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         for (name, cpu) in [("--rx-cpu", rxCPU), ("--tx-cpu", txCPU)] where cpu < -1 || cpu >= cpus {
@@ -120,6 +129,8 @@ struct BenchXDPCommand: ParsableCommand {
         tuning.needWakeup = needWakeup == "on"
         tuning.busyPoll = busyPoll > 0 ? XDPConfiguration.BusyPoll(microseconds: busyPoll, budget: busyPollBudget) : nil
         tuning.txBatch = txBatch
+        tuning.coalescingMicroseconds = coalesceUs
+        tuning.udpCoalescingMicroseconds = udpCoalesceUs
         tuning.rxCPU = rxCPU
         tuning.txCPU = txCPU
         tuning.messageAPI = api == "messages"
@@ -147,6 +158,8 @@ struct BenchXDPCommand: ParsableCommand {
             ("udp_receiver_cpu_ns_per_packet", udp.receiverNsPerPacket),
             ("xdp_sent", Double(xdp.sent)),
             ("xdp_received", Double(xdp.received)),
+            ("xdp_coalescing_pauses", Double(xdp.coalescingPauses)),
+            ("xdp_poll_waits", Double(xdp.pollWaits)),
             ("xdp_lost", Double(xdp.sent - xdp.received)),
             ("xdp_kernel_dropped", Double(xdp.kernelDropped)),
             ("xdp_fill_ring_empty", Double(xdp.fillRingEmpty)),
@@ -167,6 +180,7 @@ struct BenchXDPCommand: ParsableCommand {
         let settings: [(String, Double)] = [("rx_batch", Double(rxBatch)), ("ring_size", Double(ringSize)),
                                             ("frames", Double(frames)), ("frame_size", Double(frameSize)),
                                             ("busy_poll_us", Double(busyPoll)), ("busy_poll_budget", Double(busyPollBudget)),
+                                            ("coalesce_us", Double(coalesceUs)), ("udp_coalesce_us", Double(udpCoalesceUs)),
                                             ("tx_batch", Double(txBatch)), ("rx_cpu", Double(rxCPU)), ("tx_cpu", Double(txCPU))]
         if json {
             print("{" + (text.map { "\"\($0.0)\": \"\($0.1)\"" } + (results + settings).map { "\"\($0.0)\": \(format($0.1))" })

@@ -35,6 +35,9 @@ struct XDPCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Frames in the UMEM.")
     var frames: Int = 4096
 
+    @Option(parsing: .unconditional, help: "Wake-up coalescing: microseconds to sleep, when the RX ring is empty, before waiting in poll(2); 0 is off.")
+    var coalesceUs: Int = XDPConfiguration(interfaceName: "", queue: 0).coalescingMicroseconds
+
     @Option(parsing: .unconditional, help: "Stop after this many seconds (default: until Ctrl-C).")
     var duration: Double?
 
@@ -51,6 +54,7 @@ struct XDPCommand: ParsableCommand {
         var config = XDPConfiguration(interfaceName: ifname, queue: queue, mode: XDPConfiguration.Mode(rawValue: mode)!,
                                       frameSize: frameSize, headroom: headroom)
         config.frameCount = frames
+        config.coalescingMicroseconds = coalesceUs
         // Half the frames fit in the fill ring; the rest cover frames with the application.
         var ring = 8
         while ring * 4 <= frames && ring < 2048 { ring *= 2 }
@@ -96,7 +100,7 @@ struct XDPCommand: ParsableCommand {
         print("\(c.received) frames in \(CLIFormat.fixed(seconds, 1)) s (\(CLIFormat.fixed(Double(c.received) / Swift.max(seconds, 1e-9), 0)) pps): "
               + "\(c.messages) UDP datagrams, \(c.payloadBytes) payload bytes, \(c.malformed.total) malformed"
               + (c.malformed.total > 0 ? " (\(c.malformed))" : ""))
-        print("rings: fill filled=\(c.filled) starved=\(c.fillStarved) wakeups=\(c.wakeups) invalid_descs=\(c.invalidDescriptors); "
+        print("rings: fill filled=\(c.filled) starved=\(c.fillStarved) wakeups=\(c.wakeups) coalescing_pauses=\(c.coalescingPauses) poll_waits=\(c.pollWaits) invalid_descs=\(c.invalidDescriptors); "
               + "levels fill=\(rx.ringLevels.fill) rx=\(rx.ringLevels.rx)")
         if let s = try? rx.statistics() {
             print("kernel: " + s.fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))

@@ -85,6 +85,15 @@ struct XDPSocketNamespaceTests {
         #expect(sender.terminationStatus == 0, "sender: \(senderOutput)")
         let stats = try socket.statistics()
         #expect(seen.count == count, "received \(seen.count) of \(count); kernel: \(stats.fields)")
+        // Nothing more is coming: a wait under the default coalescing sleeps its pause,
+        // finds the ring still empty and goes on to poll(2); a zero timeout does neither.
+        #expect(config.coalescingMicroseconds == 50)
+        let before = socket.counters
+        let readyAtOnce = socket.wait(timeoutMilliseconds: 0)
+        let readyLater = socket.wait(timeoutMilliseconds: 1)
+        #expect(!readyAtOnce && !readyLater)
+        #expect(socket.counters.coalescingPauses == before.coalescingPauses + 1)
+        #expect(socket.counters.pollWaits == before.pollWaits + 2)
         #expect(mismatches == 0)
         #expect(socket.counters.malformed.total == 0, "\(socket.counters.malformed)")
         #expect(socket.tokens.heldCount == 0)
@@ -103,6 +112,8 @@ struct XDPSocketNamespaceTests {
         var config = XDPConfiguration(interfaceName: lab.ifA, queue: 0, mode: .copy, frameSize: 2048)
         config.frameCount = 256
         config.receiveRingSize = 128
+        // Without wake-up coalescing: every wait on an empty ring goes straight to poll(2).
+        config.coalescingMicroseconds = 0
         var socket = try NetworkNamespace.run(in: lab.namespaceA!) { () throws(XDPError) -> XDPSocket in try XDPSocket(config) }
         let pool = socket.pool
         let script = Self.udpSenderScript(count: count, to: lab.ipA)
@@ -137,6 +148,7 @@ struct XDPSocketNamespaceTests {
         #expect(sender.terminationStatus == 0, "sender: \(senderOutput)")
         #expect(seen.count == count, "received \(seen.count) of \(count)")
         #expect(bad.isEmpty, "\(bad.prefix(5))")
+        #expect(socket.counters.coalescingPauses == 0)
         #expect(socket.tokens.heldCount == 0)
         #expect(pool.inFlight == socket.framesInKernel)
         _ = consume socket
@@ -253,6 +265,14 @@ struct XDPSocketNamespaceTests {
         c.receiveRingSize = 100
         #expect((try? c.validate()) == nil)
         c.receiveRingSize = 2048
+        #expect((try? c.validate()) != nil)
+        for bad in [-1, 1_000_001] {
+            c.coalescingMicroseconds = bad
+            #expect(throws: XDPError.invalidConfiguration(name: "coalescing time", value: "\(bad)", reason: "must be 0 to 1000000 microseconds")) {
+                try c.validate()
+            }
+        }
+        c.coalescingMicroseconds = 0
         #expect((try? c.validate()) != nil)
         let missing = XDPConfiguration(interfaceName: "nmx-no-such0")
         #expect(throws: XDPError.noSuchInterface("nmx-no-such0")) { _ = try XDPSocket(missing) }

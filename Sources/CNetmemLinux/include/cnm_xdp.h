@@ -121,6 +121,8 @@ int cnm_socket_busy_poll(int fd, int usecs, int budget, int prefer);
 
 /// Mirrors `poll(2)` on one fd for POLLIN. Returns >0 when readable, 0 on timeout, or -errno.
 int cnm_poll_in(int fd, int timeout_ms);
+/// Sleeps `us` microseconds (nanosleep(2), resumed after a signal).
+void cnm_sleep_us(unsigned int us);
 
 
 // ---- bpf() -----------------------------------------------------------------------------
