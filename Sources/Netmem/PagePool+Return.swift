@@ -163,6 +163,25 @@ extension PagePool {
         } else {
             checkAndMarkOwnedLookingUp(src, refs.count)
         }
+        pushReturned(refs)
+    }
+
+    /// For a return from a thread other than the owner: traps unless `ref` is handed out
+    /// by this pool, and marks it owned. The chunk must then go to `pushReturned`.
+    @inlinable @inline(__always)
+    func checkAndMarkReturned(_ ref: NetmemRef) {
+        let raw = ref.rawValue
+        let word = HomeArea.isHome(raw, home.bits.load(ordering: .acquiring))
+            ? HomeArea.word(raw, biased: home.biased.load(ordering: .relaxed)) : ChunkMeta.word(ref)
+        let v = word.pointee.load(ordering: .relaxed)
+        if v != handedWord { badReturn(ref, word: v) }
+        word.pointee.store(ownedWord, ordering: .relaxed)
+    }
+
+    /// Puts chunks already checked and marked owned into the recycle ring with one
+    /// reservation (to the provider what does not fit). Any thread.
+    @usableFromInline
+    func pushReturned(_ refs: UnsafeBufferPointer<NetmemRef>) {
         let pushed = ring.push(refs)
         if pushed < refs.count {
             shared.recycleRingFull.add(refs.count - pushed)

@@ -58,9 +58,11 @@ package enum PoolBench {
     }
 
     /// One thread allocates, another returns through the recycle ring (one at a time or in
-    /// batches of `batch`). Returns million buffers per second returned.
-    package static func crossThread(batch: Int, seconds: Double) throws -> Double {
-        try crossThreadRun(batch: batch, seconds: seconds, census: nil).mops
+    /// batches of `batch`). One at a time, the returning thread either gives each buffer to
+    /// a `PoolReturner` (`returner`: a ring reservation per 32) or calls `PagePool.recycle`
+    /// (a reservation each). Returns million buffers per second returned.
+    package static func crossThread(batch: Int, seconds: Double, returner: Bool = false) throws -> Double {
+        try crossThreadRun(batch: batch, seconds: seconds, census: nil, returner: returner).mops
     }
 
     /// What the returning thread of a census run recorded: every reference it returned, in
@@ -111,7 +113,7 @@ package enum PoolBench {
         return 2 * Double(metaLines + slotLines + run.drains) / objects
     }
 
-    static func crossThreadRun(batch: Int, seconds: Double, census: Census?) throws -> (mops: Double, drains: Int) {
+    static func crossThreadRun(batch: Int, seconds: Double, census: Census?, returner useReturner: Bool = false) throws -> (mops: Double, drains: Int) {
         let chunks = 16384
         let pool = try makePool(chunks: chunks, cacheSize: 256, refillBatch: 256, ringSize: 16384)
         let handoff = HandoffRing(capacity: 8192)
@@ -121,6 +123,7 @@ package enum PoolBench {
             let local = UnsafeMutableBufferPointer<NetmemRef>.allocate(capacity: 256)
             defer { local.deallocate() }
             var count = 0
+            var returner = PoolReturner(pool: pool)
             while true {
                 let got = handoff.pop(into: local)
                 if got == 0 {
@@ -128,7 +131,9 @@ package enum PoolBench {
                     cnm_cpu_relax()
                     continue
                 }
-                if batch == 1 {
+                if batch == 1 && useReturner {
+                    for i in 0..<got { returner.recycle(local[i]) }
+                } else if batch == 1 {
                     for i in 0..<got { pool.recycle(local[i]) }
                 } else {
                     var i = 0
@@ -146,6 +151,7 @@ package enum PoolBench {
                 }
                 count += got
             }
+            returner.flush()
             returned.store(count, ordering: .releasing)
         }
         let buf = UnsafeMutableBufferPointer<NetmemRef>.allocate(capacity: 256)

@@ -21,7 +21,10 @@ struct BenchPoolCommand: ParsableCommand {
             the fast path. cross_thread_bulk32_lines_per_object counts, from the addresses a separate census \
             run used, the cache lines the returning thread writes that the owner also writes (chunk metadata, \
             recycle-ring slots, the ring's published head), each moving there and back: a count by \
-            construction, as this machine has no hardware cache counters.
+            construction, as this machine has no hardware cache counters. One at a time, the returning \
+            thread gives each buffer to a PoolReturner, which hands 32 at a time to the recycle ring, as DPDK's \
+            worker puts into its per-lcore cache (cross_thread_single_mops); cross_thread_single_direct_mops \
+            calls PagePool.recycle for each, a ring reservation each.
             """
     )
 
@@ -80,7 +83,8 @@ struct BenchPoolCommand: ParsableCommand {
             }
             if selected.contains("bulk32") { samples.add("bulk32_ns_per_object", try PoolBench.bulk32(iterations: n / 32), .lower) }
             if selected.contains("cross-single") {
-                samples.add("cross_thread_single_mops", try PoolBench.crossThread(batch: 1, seconds: seconds), .higher)
+                samples.add("cross_thread_single_mops", try PoolBench.crossThread(batch: 1, seconds: seconds, returner: true), .higher)
+                samples.add("cross_thread_single_direct_mops", try PoolBench.crossThread(batch: 1, seconds: seconds), .higher)
             }
             if selected.contains("cross-bulk32") {
                 samples.add("cross_thread_bulk32_mops", try PoolBench.crossThread(batch: 32, seconds: seconds), .higher)
@@ -101,6 +105,7 @@ struct BenchPoolCommand: ParsableCommand {
             ("fast_path_vs_dpdk", "fast_path_ns_per_pair", "dpdk_get_put_ns_per_pair"),
             ("bulk32_vs_dpdk", "bulk32_ns_per_object", "dpdk_bulk32_ns_per_object"),
             ("cross_thread_single_vs_dpdk", "cross_thread_single_mops", "dpdk_cross_thread_single_mops"),
+            ("cross_thread_single_direct_vs_dpdk", "cross_thread_single_direct_mops", "dpdk_cross_thread_single_mops"),
             ("cross_thread_bulk32_vs_dpdk", "cross_thread_bulk32_mops", "dpdk_cross_thread_bulk32_mops"),
         ]
         var results = samples.best
