@@ -156,13 +156,7 @@ extension PagePool {
     @inline(never)
     @usableFromInline
     func recycleForeign(_ refs: UnsafeBufferPointer<NetmemRef>) {
-        let src = refs.baseAddress.unsafelyUnwrapped
-        let homeBits = home.bits.load(ordering: .acquiring)
-        if Self.allHome(src, refs.count, homeBits) {
-            checkAndMarkOwned(src, refs.count, biased: home.biased.load(ordering: .relaxed))
-        } else {
-            checkAndMarkOwnedLookingUp(src, refs.count)
-        }
+        checkAndMarkReturned(refs)
         pushReturned(refs)
     }
 
@@ -176,6 +170,17 @@ extension PagePool {
         let v = word.pointee.load(ordering: .relaxed)
         if v != handedWord { badReturn(ref, word: v) }
         word.pointee.store(ownedWord, ordering: .relaxed)
+    }
+
+    /// `checkAndMarkReturned` for many chunks, with the area check once for all.
+    @usableFromInline
+    func checkAndMarkReturned(_ refs: UnsafeBufferPointer<NetmemRef>) {
+        guard let src = refs.baseAddress, !refs.isEmpty else { return }
+        if Self.allHome(src, refs.count, home.bits.load(ordering: .acquiring)) {
+            checkAndMarkOwned(src, refs.count, biased: home.biased.load(ordering: .relaxed))
+        } else {
+            checkAndMarkOwnedLookingUp(src, refs.count)
+        }
     }
 
     /// Puts chunks already checked and marked owned into the recycle ring with one

@@ -53,6 +53,27 @@ public struct PoolReturner: ~Copyable {
         if heldCount == capacity { flush() }
     }
 
+    /// Gives `refs` back (any number): each is checked as `recycle(_:)` checks one, with
+    /// the area check once per call.
+    @inlinable
+    public mutating func recycle(_ refs: UnsafeBufferPointer<NetmemRef>) {
+        if pool.isOwnedByCurrentThread {
+            flush()
+            pool.recycle(refs)
+            return
+        }
+        var done = 0
+        while done < refs.count {
+            let n = Swift.min(capacity &- heldCount, refs.count &- done)
+            let part = UnsafeBufferPointer(rebasing: refs[done..<(done &+ n)])
+            pool.checkAndMarkReturned(part)
+            (held + heldCount).update(from: part.baseAddress.unsafelyUnwrapped, count: n)
+            heldCount &+= n
+            done &+= n
+            if heldCount == capacity { flush() }
+        }
+    }
+
     /// Hands the chunks held so far to the pool.
     @inlinable
     public mutating func flush() {

@@ -80,6 +80,50 @@ struct PoolReturnerTests {
         #expect(provider.describe().available == 32)
     }
 
+    @Test("batches of odd sizes across capacity boundaries, from two threads and two areas; every chunk back once")
+    func batchesAcrossCapacity() throws {
+        let provider = try TwoAreaProvider(chunkSize: 4096, chunksEach: 512)
+        let pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: 1024))
+        let refs = Self.allocate(pool, 1000)
+        #expect(refs.count == 1000)
+        let halves = [Array(refs[0..<500]), Array(refs[500...])]
+        let threads = halves.enumerated().map { (i, part) in
+            TestThread {
+                var returner = PoolReturner(pool: pool, capacity: [64, 29][i])
+                var at = 0
+                var size = 1
+                while at < part.count {
+                    let n = Swift.min(size, part.count - at)
+                    part[at..<(at + n)].withUnsafeBufferPointer { returner.recycle($0) }
+                    at += n
+                    size = size * 3 % 97 + 1  // 1, 4, 13, 40, 24, 73, …: some larger than the capacity
+                }
+            }
+        }
+        for t in threads { t.join() }
+        #expect(pool.inFlight == 0)
+        let again = Self.allocate(pool, 1024)
+        #expect(again.count == 1024)
+        #expect(Set(again.map(\.rawValue)).count == 1024, "a chunk came back twice or not at all")
+        for r in again { pool.recycle(r) }
+    }
+
+    @Test func batchWithABufferAlreadyHeldTraps() async throws {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let provider = try HostPageProvider(chunkSize: 4096, chunkCount: 64)
+            let pool = try PagePool(PagePool.Configuration(provider: provider, poolSize: 64))
+            var refs = [NetmemRef](repeating: NetmemRef(rawValue: 0), count: 8)
+            _ = refs.withUnsafeMutableBufferPointer { pool.allocate(into: $0) }
+            let batch = refs
+            TestThread {
+                var returner = PoolReturner(pool: pool)
+                returner.recycle(batch[6])
+                batch.withUnsafeBufferPointer { returner.recycle($0) }  // batch[6] again: traps
+            }.join()
+        }
+        #expect(String(decoding: try #require(result).standardErrorContent, as: UTF8.self).contains("double return"))
+    }
+
     @Test func doubleReturnThroughAReturnerTrapsAtTheCall() async throws {
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let provider = try HostPageProvider(chunkSize: 4096, chunkCount: 64)
