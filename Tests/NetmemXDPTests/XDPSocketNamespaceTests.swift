@@ -86,7 +86,7 @@ struct XDPSocketNamespaceTests {
         let stats = try socket.statistics()
         #expect(seen.count == count, "received \(seen.count) of \(count); kernel: \(stats.fields)")
         // Nothing more is coming: a wait under the default coalescing sleeps its pause,
-        // finds the ring still empty and goes on to poll(2); a zero timeout does neither.
+        // finds the ring still empty and goes on to poll(2); a zero timeout polls without a pause.
         #expect(config.coalescingMicroseconds == 50)
         let before = socket.counters
         let readyAtOnce = socket.wait(timeoutMilliseconds: 0)
