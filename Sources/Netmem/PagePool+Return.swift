@@ -139,13 +139,7 @@ extension PagePool {
     @inline(never)
     @usableFromInline
     func recycleForeign(_ ref: NetmemRef) {
-        // A load and a store, not a compare-and-swap: the check catches every double
-        // return except two returns of one buffer racing each other, and saves a locked
-        // instruction on the cross-thread path.
-        let word = ChunkMeta.word(ref)
-        let v = word.pointee.load(ordering: .relaxed)
-        if v != handedWord { badReturn(ref, word: v) }
-        word.pointee.store(ownedWord, ordering: .relaxed)
+        checkAndMarkReturned(ref)
         if !ring.push(ref.rawValue) {
             shared.recycleRingFull.add(1)
             giveToProvider(ref)
@@ -161,7 +155,11 @@ extension PagePool {
     }
 
     /// For a return from a thread other than the owner: traps unless `ref` is handed out
-    /// by this pool, and marks it owned. The chunk must then go to `pushReturned`.
+    /// by this pool, and marks it owned. The chunk must then go into the recycle ring.
+    ///
+    /// A load and a store, not a compare-and-swap: the check catches every double return
+    /// except two returns of one buffer racing each other, and saves a locked instruction
+    /// on the cross-thread path.
     @inlinable @inline(__always)
     func checkAndMarkReturned(_ ref: NetmemRef) {
         let raw = ref.rawValue
