@@ -7,6 +7,7 @@ struct NCCLConfigurationTests {
     func defaults() throws {
         let c = try NCCLConfiguration(lookup: { _ in nil })
         #expect(c == NCCLConfiguration())
+        #expect(c.sockets == 2, "two data sockets per comm unless NETMEM_NCCL_SOCKETS says otherwise")
     }
 
     @Test("values parse, with K/M/G sizes; NETMEM_NCCL_IFNAME wins over NCCL_SOCKET_IFNAME")

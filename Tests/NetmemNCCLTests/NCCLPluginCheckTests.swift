@@ -23,8 +23,8 @@ struct NCCLPluginCheckTests {
     @Test("netmem nccl check passes every case against libnccl-net-netmem.so", arguments: [
         [:],
         ["NETMEM_NCCL_SOCKETS": "3", "NETMEM_NCCL_CRC": "1", "NETMEM_NCCL_RX_CHUNK": "16K"],
-        // Every payload through the pool and a copy, as before placements.
-        ["NETMEM_NCCL_ZEROCOPY": "0", "NETMEM_NCCL_RX_BUFFERS": "4", "NETMEM_NCCL_PLACE_MIN": "0"],
+        // Every payload through the pool and a copy, as before placements; one socket.
+        ["NETMEM_NCCL_ZEROCOPY": "0", "NETMEM_NCCL_RX_BUFFERS": "4", "NETMEM_NCCL_PLACE_MIN": "0", "NETMEM_NCCL_SOCKETS": "1"],
     ])
     func checkPasses(environment: [String: String]) throws {
         guard let (netmem, plugin) = NCCLTestSupport.binaries() else { return }
@@ -81,7 +81,7 @@ struct NCCLPluginCheckTests {
             .appendingPathComponent("../../scripts/nccl-abi-check.c").standardized.path
         let cc = try NCCLTestSupport.run([gcc, "-O2", "-Wall", "-o", dir + "/check", source, "-ldl"])
         try #require(cc.exitCode == 0, "gcc: \(cc.stderr)")
-        for env in [["NETMEM_NCCL_IFNAME": "lo"], ["NETMEM_NCCL_IFNAME": "lo", "NETMEM_NCCL_SOCKETS": "2"]] {
+        for env in [["NETMEM_NCCL_IFNAME": "lo"], ["NETMEM_NCCL_IFNAME": "lo", "NETMEM_NCCL_SOCKETS": "1"]] {
             let r = try NCCLTestSupport.run([dir + "/check", plugin], environment: env, seconds: 120)
             #expect(r.exited && r.exitCode == 0, "C harness: \(r.stdout) \(r.stderr)")
             #expect(r.stdout.contains("byte-exact"), "\(r.stdout)")
