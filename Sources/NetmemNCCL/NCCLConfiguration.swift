@@ -6,10 +6,8 @@ import Glibc
 public struct NCCLConfiguration: Sendable, Equatable {
     /// Data sockets per comm (`NETMEM_NCCL_SOCKETS`, 1–16). A message is split into up to
     /// this many pieces, one per socket, each sent by its own thread and received by its
-    /// own receive engine. Two by default: on a 2-vCPU machine two sockets moved 4 MiB
-    /// messages 0.95–1.27× as fast as a blocking socket pair where one socket gave
-    /// 0.54–1.01× (paired runs of `netmem bench nccl`), and the receiving side's polling
-    /// thread that calls `test` spent a half to a fifth of the CPU per GB.
+    /// own receive engine. Two by default: even on a 2-vCPU machine two sockets beat one
+    /// in `netmem bench nccl` (the figures are in the README's performance section).
     public var sockets = 2
     /// The smallest piece a message is split into (`NETMEM_NCCL_MIN_CHUNK`, bytes).
     public var minChunk = 64 << 10
